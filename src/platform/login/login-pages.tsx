@@ -1,0 +1,102 @@
+import { Alert, CsrfField, Layout, type LayoutProps } from '../views/layout.js';
+
+type Look = Pick<LayoutProps, 'site' | 'theme' | 'demo'>;
+
+export function LoginPage(props: {
+  look: Look;
+  csrf: string;
+  identifierLabel: string;
+  identifierHint?: string | undefined;
+  username?: string | undefined;
+  error?: string | undefined;
+  notice?: string | undefined;
+}) {
+  return (
+    <Layout {...props.look} title="Вход">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      {props.notice ? <Alert kind="info">{props.notice}</Alert> : null}
+      <form class="card" method="post" action="/login" autocomplete="on">
+        <CsrfField token={props.csrf} />
+        <label for="username">{props.identifierLabel}</label>
+        <input
+          type="text"
+          id="username"
+          name="username"
+          data-testid="login-username"
+          autocomplete="username"
+          required
+          maxLength={254}
+          value={props.username ?? ''}
+        />
+        {props.identifierHint ? <p class="hint">{props.identifierHint}</p> : null}
+        <label for="password">Пароль</label>
+        <input
+          type="password"
+          id="password"
+          name="password"
+          data-testid="login-password"
+          autocomplete="current-password"
+          required
+          maxLength={256}
+        />
+        <div>
+          <button type="submit" data-testid="login-submit">
+            Войти
+          </button>
+        </div>
+      </form>
+    </Layout>
+  );
+}
+
+export function CodePage(props: {
+  look: Look;
+  csrf: string;
+  method: 'sms' | 'totp';
+  maskedPhone?: string | undefined;
+  error?: string | undefined;
+  notice?: string | undefined;
+}) {
+  return (
+    <Layout {...props.look} title="Подтверждение входа">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      {props.notice ? <Alert kind="info">{props.notice}</Alert> : null}
+      <form class="card" method="post" action="/login/code" autocomplete="off">
+        <CsrfField token={props.csrf} />
+        <p>
+          {props.method === 'sms'
+            ? `Мы отправили код в SMS на номер ${props.maskedPhone ?? ''}.`
+            : 'Введите код из приложения-аутентификатора.'}
+        </p>
+        <label for="code">Код</label>
+        <input
+          type="text"
+          id="code"
+          name="code"
+          data-testid="otp-code"
+          inputmode="numeric"
+          autocomplete="one-time-code"
+          pattern="[0-9]{6}"
+          maxLength={6}
+          required
+        />
+        <div>
+          <button type="submit" data-testid="otp-submit">
+            Подтвердить
+          </button>
+        </div>
+      </form>
+      {props.method === 'sms' ? (
+        <form method="post" action="/login/code/resend">
+          <CsrfField token={props.csrf} />
+          <button type="submit" class="secondary" data-testid="otp-resend">
+            Отправить код ещё раз
+          </button>
+        </form>
+      ) : null}
+      <p>
+        <a href="/login">Войти под другой учётной записью</a>
+      </p>
+    </Layout>
+  );
+}
