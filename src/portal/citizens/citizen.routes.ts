@@ -1,0 +1,231 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { h } from 'preact';
+import QRCode from 'qrcode';
+import { Type } from 'typebox';
+import {
+  parseSealed,
+  recordAad,
+  serializeSealed,
+  type Sealer,
+} from '../../platform/crypto/index.js';
+import { ForbiddenError } from '../../platform/http/errors.js';
+import { maskPhone, requireLogin } from '../../platform/login/login-routes.js';
+import { totpUri } from '../../platform/otp/totp.js';
+import type { LayoutProps } from '../../platform/views/layout.js';
+import type { CitizenRole } from './citizen.js';
+import { fullName } from './citizen.js';
+import { PersonalDataPage, SecurityPage, StaffHomePage } from './citizen-pages.js';
+import type { CitizenService } from './citizen.service.js';
+
+export interface CitizenRoutesDeps {
+  citizens: CitizenService;
+  sealer: Sealer;
+  look: Pick<LayoutProps, 'site' | 'theme' | 'demo'>;
+}
+
+const CsrfOnly = Type.Object({ _csrf: Type.String({ maxLength: 128 }) });
+
+export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesDeps): void {
+  const { citizens } = deps;
+
+  /** Loads the logged-in citizen with the page chrome; pages call this first. */
+  async function signedIn(request: FastifyRequest, reply: FastifyReply) {
+    const id = requireLogin(request, reply);
+    if (!id) return undefined;
+    const found = await citizens.personalData(id);
+    if (!found) {
+      await request.session.destroy();
+      void reply.redirect('/login', 303);
+      return undefined;
+    }
+    const csrf = await request.session.csrfToken();
+    const roles = found.citizen.roles;
+    const nav = [
+      { href: '/profile', label: 'Личные данные' },
+      { href: '/security', label: 'Безопасность' },
+      ...(roles.includes('security')
+        ? [{ href: '/security-center', label: 'Центр безопасности' }]
+        : []),
+      ...(roles.includes('admin') ? [{ href: '/admin', label: 'Администрирование' }] : []),
+    ];
+    const chrome = {
+      ...deps.look,
+      nav,
+      user: { name: fullName(found.personal), csrf, logoutAction: '/logout' },
+    };
+    return { ...found, csrf, chrome };
+  }
+
+  const securityPage = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    extra: { error?: string; notice?: string; enrolmentSecret?: string },
+    status = 200,
+  ) => {
+    const ctx = await signedIn(request, reply);
+    if (!ctx) return reply;
+    const enrolment = extra.enrolmentSecret
+      ? {
+          secret: extra.enrolmentSecret,
+          qrDataUrl: await QRCode.toDataURL(
+            totpUri({
+              secret: extra.enrolmentSecret,
+              issuer: 'Госуслуги (песочница)',
+              label: ctx.personal.phone,
+            }),
+            { margin: 1, width: 200 },
+          ),
+        }
+      : undefined;
+    return reply.page(
+      h(SecurityPage, {
+        chrome: ctx.chrome,
+        csrf: ctx.csrf,
+        citizen: ctx.citizen,
+        maskedPhone: maskPhone(ctx.personal.phone),
+        enrolment,
+        error: extra.error,
+        notice: extra.notice,
+      }),
+      status,
+    );
+  };
+
+  // The secret shown during enrolment waits in the session, sealed, until confirmed.
+  const enrolmentAad = (userId: string) => recordAad('http_sessions', userId, 'totp_enrolment');
+  const pendingSecret = async (request: FastifyRequest): Promise<string | undefined> => {
+    const sealed = request.session.data.totpEnrolment;
+    const userId = request.session.userId;
+    if (typeof sealed !== 'string' || !userId) return undefined;
+    return deps.sealer.openText(parseSealed(sealed), enrolmentAad(userId));
+  };
+
+  app.get('/', { schema: { hide: true } }, async (request, reply) =>
+    reply.redirect(request.session.userId ? '/profile' : '/login', 303),
+  );
+
+  app.get('/profile', { schema: { hide: true } }, async (request, reply) => {
+    const ctx = await signedIn(request, reply);
+    if (!ctx) return reply;
+    return reply.page(
+      h(PersonalDataPage, {
+        chrome: ctx.chrome,
+        citizen: ctx.citizen,
+        personal: ctx.personal,
+        organizations: await citizens.organizations(ctx.citizen.id),
+      }),
+    );
+  });
+
+  app.get('/security', { schema: { hide: true } }, async (request, reply) =>
+    securityPage(request, reply, {}),
+  );
+
+  app.post(
+    '/security/totp/start',
+    { schema: { hide: true, body: CsrfOnly } },
+    async (request, reply) => {
+      const userId = requireLogin(request, reply);
+      if (!userId) return reply;
+      const secret = citizens.newTotpSecret();
+      await request.session.setData({
+        totpEnrolment: serializeSealed(await deps.sealer.seal(secret, enrolmentAad(userId))),
+      });
+      return securityPage(request, reply, { enrolmentSecret: secret });
+    },
+  );
+
+  app.post(
+    '/security/totp/confirm',
+    {
+      schema: {
+        hide: true,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          code: Type.String({ maxLength: 16 }),
+          device: Type.Optional(Type.String({ maxLength: 64 })),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const userId = requireLogin(request, reply);
+      if (!userId) return reply;
+      const secret = await pendingSecret(request);
+      if (!secret) {
+        return securityPage(
+          request,
+          reply,
+          { error: 'Начните подключение приложения заново.' },
+          400,
+        );
+      }
+      const body = request.body as { code: string; device?: string };
+      const device = body.device?.trim() || 'Приложение-аутентификатор';
+      const result = await citizens.enrollTotp(userId, secret, body.code, device);
+      if (result === 'wrong-code') {
+        return securityPage(
+          request,
+          reply,
+          {
+            error: 'Код не подошёл. Проверьте время на телефоне и введите новый код.',
+            enrolmentSecret: secret,
+          },
+          400,
+        );
+      }
+      await request.session.setData({ totpEnrolment: undefined });
+      return securityPage(request, reply, { notice: 'Приложение-аутентификатор подключено.' });
+    },
+  );
+
+  app.post(
+    '/security/totp/remove',
+    {
+      schema: {
+        hide: true,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          password: Type.String({ maxLength: 256 }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const userId = requireLogin(request, reply);
+      if (!userId) return reply;
+      const result = await citizens.removeTotp(
+        userId,
+        (request.body as { password: string }).password,
+      );
+      if (result === 'wrong-password') {
+        return securityPage(request, reply, { error: 'Неверный пароль.' }, 400);
+      }
+      return securityPage(request, reply, { notice: 'Коды для входа снова приходят по SMS.' });
+    },
+  );
+
+  const staffHome = (role: CitizenRole, path: string, title: string, text: string) =>
+    app.get(path, { schema: { hide: true } }, async (request, reply) => {
+      const ctx = await signedIn(request, reply);
+      if (!ctx) return reply;
+      if (!ctx.citizen.roles.includes(role)) {
+        throw new ForbiddenError(
+          `The ${role} role is required.`,
+          'Этот раздел доступен только сотрудникам с соответствующей ролью.',
+        );
+      }
+      return reply.page(h(StaffHomePage, { chrome: ctx.chrome, title, text }));
+    });
+
+  staffHome(
+    'security',
+    '/security-center',
+    'Центр безопасности',
+    'Здесь появятся оповещения об аномалиях, блокировки и журнал аудита в реальном времени.',
+  );
+  staffHome(
+    'admin',
+    '/admin',
+    'Администрирование',
+    'Здесь появятся заявки партнёров, области доступа и отчёты.',
+  );
+}

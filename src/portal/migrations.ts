@@ -1,0 +1,49 @@
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from '../platform/db/index.js';
+import { platformMigration } from '../platform/runtime/platform-migrations.js';
+
+/** The portal's schema, in order. Never edit a migration that has shipped; add one. */
+export const portalMigrations: Record<string, Migration> = {
+  '0001_platform': platformMigration,
+  '0002_citizens': {
+    async up(db: Kysely<never>) {
+      // Identifiers people log in with are stored only as keyed hashes (for lookup);
+      // the values themselves live in the sealed `personal` column.
+      await sql`
+        create table citizens (
+          id text primary key,
+          username text unique,
+          phone_lookup text unique,
+          email_lookup text unique,
+          snils_lookup text unique,
+          password_hash text not null,
+          roles text[] not null default '{citizen}',
+          phone_confirmed boolean not null default false,
+          email_confirmed boolean not null default false,
+          second_factor text not null default 'sms' check (second_factor in ('sms', 'totp')),
+          totp_secret text,
+          totp_device text,
+          totp_enrolled_at timestamptz,
+          totp_last_step bigint,
+          blocked boolean not null default false,
+          personal text not null,
+          personal_updated_at timestamptz not null,
+          created_at timestamptz not null
+        )`.execute(db);
+      await sql`
+        create table organizations (
+          id text primary key,
+          inn_lookup text unique not null,
+          details text not null,
+          created_at timestamptz not null
+        )`.execute(db);
+      await sql`
+        create table organization_members (
+          organization_id text not null references organizations (id) on delete cascade,
+          citizen_id text not null references citizens (id) on delete cascade,
+          role text not null check (role in ('director', 'attorney')),
+          primary key (organization_id, citizen_id)
+        )`.execute(db);
+    },
+  },
+};
