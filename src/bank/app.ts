@@ -1,0 +1,69 @@
+import type { Kysely } from 'kysely';
+import { createHttpApp } from '../platform/http/app-factory.js';
+import { createSessionStore, type SessionTables } from '../platform/http/session.store.js';
+import { createAttemptLimiter, type AttemptTables } from '../platform/limits/attempt-limiter.js';
+import { registerLoginRoutes } from '../platform/login/login-routes.js';
+import { registerDevOutbox } from '../platform/notify/dev-outbox.routes.js';
+import { createOneTimeCodes, type OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
+import type { ServiceRuntime } from '../platform/runtime/service-runtime.js';
+import { createCustomerService } from './customers/customer.service.js';
+import { createCustomerStore, type CustomerTables } from './customers/customer.store.js';
+import { registerCustomerRoutes } from './customers/customer.routes.js';
+import type { BankDB } from './db.js';
+
+export const BANK_SITE = 'Банк · интернет-банк';
+
+/** Builds the bank's web app on a runtime; does not listen. */
+export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
+  const { config, clock, ids, db } = runtime;
+  const look = { site: BANK_SITE, theme: 'bank' as const, demo: config.demo };
+
+  const app = await createHttpApp({
+    service: 'bank',
+    look,
+    logger: runtime.logger,
+    clock,
+    sessions: createSessionStore(db as unknown as Kysely<SessionTables>),
+    secureCookies: config.mode === 'production',
+    trustedProxies: config.trustedProxies,
+    health: () => runtime.database.ping(),
+  });
+
+  const customers = createCustomerService({
+    store: createCustomerStore(db as unknown as Kysely<CustomerTables>),
+    sealer: runtime.sealer,
+    clock,
+    ids,
+  });
+
+  registerLoginRoutes(app, {
+    look,
+    clock,
+    codes: createOneTimeCodes(db as unknown as Kysely<OneTimeCodeTables>, clock, ids),
+    limiter: createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock),
+    notifier: runtime.notifier,
+    findAccount: async (identifier) => {
+      const id = await customers.findIdByUsername(identifier);
+      return id ? customers.loginAccount(id) : undefined;
+    },
+    loadAccount: (id) => customers.loginAccount(id),
+    // The bank confirms logins by SMS only; there is no TOTP step to record.
+    useTotpStep: async () => false,
+    identifierLabel: 'Логин',
+    smsSender: 'Банк',
+    homePath: '/',
+    onEvent: (event) => {
+      runtime.logger.info(
+        { event: event.type, account: 'accountId' in event ? event.accountId : undefined },
+        'login event',
+      );
+    },
+  });
+
+  registerCustomerRoutes(app, { customers, look });
+  if (runtime.outbox) registerDevOutbox(app, runtime.outbox);
+
+  return Object.assign(app, { customers });
+}
+
+export type BankApp = Awaited<ReturnType<typeof buildBankApp>>;

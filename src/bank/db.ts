@@ -1,0 +1,11 @@
+import type { SessionTables } from '../platform/http/session.store.js';
+import type { AttemptTables } from '../platform/limits/attempt-limiter.js';
+import type { OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
+import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
+import type { CustomerTables } from './customers/customer.store.js';
+
+export type BankDB = SessionTables &
+  AttemptTables &
+  OneTimeCodeTables &
+  ServiceKeyTables &
+  CustomerTables;

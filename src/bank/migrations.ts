@@ -1,0 +1,23 @@
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from '../platform/db/index.js';
+import { platformMigration } from '../platform/runtime/platform-migrations.js';
+
+/** The bank's schema, in order. Never edit a migration that has shipped; add one. */
+export const bankMigrations: Record<string, Migration> = {
+  '0001_platform': platformMigration,
+  '0002_customers': {
+    async up(db: Kysely<never>) {
+      await sql`
+        create table customers (
+          id text primary key,
+          username text unique not null,
+          password_hash text not null,
+          roles text[] not null default '{customer}',
+          blocked boolean not null default false,
+          personal text not null,
+          personal_updated_at timestamptz not null,
+          created_at timestamptz not null
+        )`.execute(db);
+    },
+  },
+};
