@@ -1,0 +1,150 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type Config, type Mode } from './config/config.js';
+import { bankMigrations } from './bank/migrations.js';
+import { createLogger } from './platform/http/logger.js';
+import { migrationStatus } from './platform/db/index.js';
+import { openServiceRuntime, type ServiceName } from './platform/runtime/service-runtime.js';
+import { portalMigrations } from './portal/migrations.js';
+import { startService, type RunningService } from './services.js';
+
+const program = new Command()
+  .name('soglasie')
+  .description('Soglasie: a state services portal and a bank sharing data by consent.')
+  .showHelpAfterError();
+
+function config(mode?: Mode, serving = true): Config {
+  return loadConfig(process.env, { mode, serving });
+}
+
+/** Runs services until Ctrl-C or SIGTERM, then closes them cleanly. */
+async function runUntilSignal(services: RunningService[]): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n${signal}: stopping…`);
+      for (const s of services.reverse()) await s.close();
+      console.log('Stopped.');
+      resolve();
+    };
+    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+}
+
+program
+  .command('demo')
+  .description(
+    'Run the portal and the bank together with demo personas (the default of npm start).',
+  )
+  .action(async () => {
+    const cfg = config('demo');
+    if (!cfg.demo) throw new Error('The demo command needs demo mode; unset SOGLASIE_MODE.');
+    const started = Date.now();
+    const portal = await startService('portal', cfg, { seed: true });
+    let bank: RunningService;
+    try {
+      bank = await startService('bank', cfg, { seed: true });
+    } catch (err) {
+      await portal.close();
+      throw err;
+    }
+    const password = 'Demo-Passw0rd!';
+    console.log(`
+Soglasie demo is running (${((Date.now() - started) / 1000).toFixed(1)} s). Data: ${cfg.dataDir}
+
+  Portal (Госуслуги, sandbox)  ${portal.url}
+    citizen   +79990000001  (Иванов Иван Иванович; or ivanov@example.test)
+    citizen   +79990000002  (Петрова Анна Сергеевна; e-mail not confirmed)
+    security  security      (security center)
+    admin     admin         (partners, reports)
+
+  Bank                         ${bank.url}
+    customer  ivanov, petrova
+    operator  operator
+
+  Password for everyone: ${password}
+  One-time codes: ${portal.url}/dev/outbox and ${bank.url}/dev/outbox
+
+Press Ctrl-C to stop.`);
+    await runUntilSignal([portal, bank]);
+  });
+
+for (const name of ['portal', 'bank'] as const) {
+  program
+    .command(name)
+    .description(`Run the ${name} alone.`)
+    .option('--demo', 'demo mode: dev outbox, demo personas, plain HTTP on loopback')
+    .action(async (opts: { demo?: boolean }) => {
+      const cfg = config(opts.demo ? 'demo' : undefined);
+      const service = await startService(name, cfg, { seed: cfg.demo });
+      console.log(`${name} listening on ${service.url}`);
+      await runUntilSignal([service]);
+    });
+}
+
+program
+  .command('migrate')
+  .description('Apply pending database migrations (they also run at start).')
+  .addOption(
+    new Option('--service <name>', 'which database')
+      .choices(['portal', 'bank', 'all'])
+      .default('all'),
+  )
+  .option('--status', 'only list applied and pending migrations')
+  .action(async (opts: { service: 'portal' | 'bank' | 'all'; status?: boolean }) => {
+    const cfg = config(undefined, false);
+    const services: ServiceName[] = opts.service === 'all' ? ['portal', 'bank'] : [opts.service];
+    const logger = createLogger({ name: 'migrate', level: 'warn' });
+    for (const service of services) {
+      const migrations = service === 'portal' ? portalMigrations : bankMigrations;
+      const runtime = await openServiceRuntime({ service, config: cfg, migrations, logger });
+      try {
+        const status = await migrationStatus(runtime.database, migrations);
+        console.log(
+          `${service}: ${status.applied.length} applied, ${status.pending.length} pending` +
+            (opts.status ? `\n  applied: ${status.applied.join(', ') || '—'}` : ''),
+        );
+      } finally {
+        await runtime.close();
+      }
+    }
+  });
+
+program
+  .command('seed')
+  .description(
+    'Create the demo personas that are missing (demo mode; the services must be stopped when using the embedded database).',
+  )
+  .action(async () => {
+    const cfg = config('demo');
+    for (const name of ['portal', 'bank'] as const) {
+      const service = await startService(
+        name,
+        { ...cfg, [name]: { ...cfg[name], httpPort: 0 } } as Config,
+        {
+          seed: true,
+        },
+      );
+      console.log(
+        `${name}: ${service.seeded.length ? `created ${service.seeded.join(', ')}` : 'all personas exist'}`,
+      );
+      await service.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Expected failures get one clear line; only the unexpected show a stack.
+  const known = err as { code?: string; message?: string };
+  if (err instanceof ConfigError || (known.code && known.code.startsWith('ERR_'))) {
+    console.error(`soglasie: ${known.message}`);
+  } else if (known.code === 'EADDRINUSE') {
+    console.error(
+      `soglasie: ${known.message}. Another program uses that port; set PORTAL_HTTP_PORT or BANK_HTTP_PORT.`,
+    );
+  } else {
+    console.error('soglasie: unexpected error:', err);
+  }
+  process.exitCode = 1;
+});
