@@ -1,0 +1,105 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/platform/http/logger.js';
+import { startService, type RunningService } from '../../src/services.js';
+
+/** Debian's Chromium, with the flags this machine needs (never a downloaded browser). */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+async function codeFor(service: RunningService, to: string): Promise<string> {
+  const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
+  const messages = (await res.json()) as { code?: string }[];
+  return messages[0]!.code!;
+}
+
+async function logIn(page: Page, service: RunningService, username: string, phone: string) {
+  await page.goto(`${service.url}/login`);
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill('Demo-Passw0rd!');
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('otp-code').waitFor();
+  await page.getByTestId('otp-code').fill(await codeFor(service, phone));
+  await page.getByTestId('otp-submit').click();
+}
+
+describe('a person logs in with a real browser', () => {
+  let dataDir: string;
+  let portal: RunningService;
+  let bank: RunningService;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-browser-'));
+    const config = loadConfig({
+      SOGLASIE_MODE: 'demo',
+      SOGLASIE_DATA_DIR: dataDir,
+      PORTAL_HTTP_PORT: '0',
+      PORTAL_MTLS_PORT: '0',
+      BANK_HTTP_PORT: '0',
+    });
+    const logger = createLogger({ name: 'browser-test', level: 'silent' });
+    portal = await startService('portal', config, { seed: true, logger });
+    bank = await startService('bank', config, { seed: true, logger });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await bank?.close();
+    await portal?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('into the portal with an SMS code from the dev outbox, then out again', async () => {
+    const page = await browser.newPage();
+    await logIn(page, portal, '+79990000001', '+79990000001');
+    await expect.poll(() => page.url()).toBe(`${portal.url}/profile`);
+    await expect
+      .poll(() => page.getByTestId('personal-data').textContent())
+      .toContain('Иванов Иван Иванович');
+    expect(await page.title()).toContain('Личные данные');
+
+    await page.getByTestId('logout').click();
+    await expect.poll(() => page.url()).toBe(`${portal.url}/login`);
+    await page.goto(`${portal.url}/profile`);
+    expect(page.url()).toBe(`${portal.url}/login`);
+    await page.close();
+  });
+
+  it('shows a wrong code as a Russian sentence, not an error page', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${portal.url}/login`);
+    await page.getByTestId('login-username').fill('+79990000002');
+    await page.getByTestId('login-password').fill('Demo-Passw0rd!');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('otp-code').waitFor();
+    const real = await codeFor(portal, '+79990000002');
+    await page.getByTestId('otp-code').fill(real === '123456' ? '654321' : '123456');
+    await page.getByTestId('otp-submit').click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('Неверный код.');
+    await page.close();
+  });
+
+  it('into the bank, to «Профиль → Личные данные»', async () => {
+    const page = await browser.newPage();
+    await logIn(page, bank, 'ivanov', '+79990000001');
+    await expect.poll(() => page.url()).toBe(`${bank.url}/profile`);
+    await expect
+      .poll(() => page.getByTestId('bank-personal-data').textContent())
+      .toContain('Иванов Иван Иванович');
+    await page.close();
+  });
+});
