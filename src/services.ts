@@ -5,7 +5,12 @@ import type { BankDB } from './bank/db.js';
 import { bankMigrations } from './bank/migrations.js';
 import { seedBankPersonas } from './bank/personas.js';
 import { createLogger } from './platform/http/logger.js';
-import { openServiceRuntime, type ServiceName } from './platform/runtime/service-runtime.js';
+import { startHousekeeping } from './platform/runtime/housekeeping.js';
+import {
+  openServiceRuntime,
+  type ServiceName,
+  type ServiceRuntime,
+} from './platform/runtime/service-runtime.js';
 import { buildPortalApp } from './portal/app.js';
 import type { PortalDB } from './portal/db.js';
 import { portalMigrations } from './portal/migrations.js';
@@ -48,7 +53,7 @@ export async function startService(
     try {
       const app = await buildPortalApp(runtime);
       const seeded = opts.seed && config.demo ? await seedPortalPersonas(app.citizens) : [];
-      return await listen(name, app, runtime.close, config.host, port, seeded);
+      return await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
     } catch (err) {
       await runtime.close();
       throw err;
@@ -63,11 +68,24 @@ export async function startService(
   try {
     const app = await buildBankApp(runtime);
     const seeded = opts.seed && config.demo ? await seedBankPersonas(app.customers) : [];
-    return await listen(name, app, runtime.close, config.host, port, seeded);
+    return await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
   } catch (err) {
     await runtime.close();
     throw err;
   }
+}
+
+/** Starts the periodic sweep of expired rows; returns the runtime's close, which stops it. */
+function withHousekeeping<DB>(runtime: ServiceRuntime<DB>): () => Promise<void> {
+  const stop = startHousekeeping({
+    db: runtime.db as never,
+    clock: runtime.clock,
+    logger: runtime.logger,
+  });
+  return async () => {
+    stop();
+    await runtime.close();
+  };
 }
 
 async function listen(

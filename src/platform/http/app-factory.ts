@@ -3,6 +3,7 @@ import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import type { Clock } from '../clock.js';
 import { renderDocument } from '../views/render.js';
 import { NotFoundError } from './errors.js';
 import { createMetrics } from './metrics.js';
-import { sendError, type ErrorPageLook } from './problem.js';
+import { ProblemSchema, sendError, type ErrorPageLook } from './problem.js';
 import type { SessionStore } from './session.store.js';
 import { installSessions } from './sessions.js';
 
@@ -116,21 +117,33 @@ export async function createHttpApp(opts: HttpAppOptions) {
     sendError(new NotFoundError(), request, reply, opts.look),
   );
 
-  app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
-    try {
-      await withTimeout(opts.health(), HEALTH_TIMEOUT_MS);
-      return { status: 'ok', service: opts.service };
-    } catch (err) {
-      app.log.warn({ err }, 'health check failed');
-      return reply.status(503).type('application/problem+json').send({
-        type: 'urn:soglasie:problem:unhealthy',
-        title: 'Service Unavailable',
-        status: 503,
-        code: 'UNHEALTHY',
-        detail: 'The database is not reachable.',
-      });
-    }
-  });
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        summary: 'Liveness and database reachability',
+        response: {
+          200: Type.Object({ status: Type.Literal('ok'), service: Type.String() }),
+          503: ProblemSchema,
+        },
+      },
+    },
+    async (_request, reply) => {
+      try {
+        await withTimeout(opts.health(), HEALTH_TIMEOUT_MS);
+        return { status: 'ok' as const, service: opts.service };
+      } catch (err) {
+        app.log.warn({ err }, 'health check failed');
+        return reply.status(503).type('application/problem+json').send({
+          type: 'urn:soglasie:problem:unhealthy',
+          title: 'Service Unavailable',
+          status: 503,
+          code: 'UNHEALTHY',
+          detail: 'The database is not reachable.',
+        });
+      }
+    },
+  );
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());

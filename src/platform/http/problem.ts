@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { h } from 'preact';
+import { Type } from 'typebox';
 import { Alert, Layout } from '../views/layout.js';
 import { renderDocument } from '../views/render.js';
 import { AppError } from './errors.js';
@@ -13,6 +14,16 @@ export interface Problem {
   code: string;
   instance?: string;
 }
+
+/** The same shape as a schema, for route documentation. */
+export const ProblemSchema = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  code: Type.String(),
+  instance: Type.Optional(Type.String()),
+});
 
 export interface ErrorPageLook {
   site: string;

@@ -1,0 +1,61 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { SessionTables } from '../http/session.store.js';
+import type { AttemptTables } from '../limits/attempt-limiter.js';
+import type { OneTimeCodeTables } from '../otp/one-time-codes.js';
+
+type HousekeepingTables = SessionTables & OneTimeCodeTables & AttemptTables;
+
+/** Used and expired codes are kept a day for investigations, then removed. */
+const CODE_RETENTION_MS = 24 * 60 * 60_000;
+
+/**
+ * Removes what has expired: sessions, one-time codes, stale attempt counters. Deletes
+ * are idempotent, so any number of instances can run this against one database.
+ */
+export async function sweepExpired(db: Kysely<HousekeepingTables>, now: Date) {
+  const sessions = await db
+    .deleteFrom('http_sessions')
+    .where('expires_at', '<=', now)
+    .executeTakeFirst();
+  const codes = await db
+    .deleteFrom('one_time_codes')
+    .where('expires_at', '<', new Date(now.getTime() - CODE_RETENTION_MS))
+    .executeTakeFirst();
+  const counters = await db
+    .deleteFrom('attempt_counters')
+    .where('window_started_at', '<', new Date(now.getTime() - CODE_RETENTION_MS))
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+    .executeTakeFirst();
+  return {
+    sessions: Number(sessions.numDeletedRows),
+    codes: Number(codes.numDeletedRows),
+    counters: Number(counters.numDeletedRows),
+  };
+}
+
+/** Runs sweepExpired every `intervalMs`; returns a stop function. */
+export function startHousekeeping(opts: {
+  db: Kysely<HousekeepingTables>;
+  clock: Clock;
+  logger: Logger;
+  intervalMs?: number;
+}): () => void {
+  let running = false;
+  const timer = setInterval(
+    () => {
+      if (running) return;
+      running = true;
+      sweepExpired(opts.db, opts.clock.now())
+        .then((removed) => opts.logger.debug({ removed }, 'housekeeping'))
+        .catch((err: unknown) => opts.logger.warn({ err }, 'housekeeping failed'))
+        .finally(() => {
+          running = false;
+        });
+    },
+    opts.intervalMs ?? 10 * 60_000,
+  );
+  timer.unref();
+  return () => clearInterval(timer);
+}
