@@ -5,7 +5,11 @@ import { createLogger } from './platform/http/logger.js';
 import { migrationStatus } from './platform/db/index.js';
 import { openServiceRuntime, type ServiceName } from './platform/runtime/service-runtime.js';
 import { portalMigrations } from './portal/migrations.js';
-import { startService, type RunningService } from './services.js';
+import { registerDemoBank, startService, type RunningService } from './services.js';
+import path from 'node:path';
+import { partnerAdd } from './partner-kit/partner-add.js';
+import { initPki } from './platform/pki/index.js';
+import { readAdminToken } from './platform/runtime/admin-token.js';
 
 const program = new Command()
   .name('soglasie')
@@ -45,6 +49,7 @@ program
     const portal = await startService('portal', cfg, { seed: true });
     let bank: RunningService;
     try {
+      await registerDemoBank(cfg, portal);
       bank = await startService('bank', cfg, { seed: true });
     } catch (err) {
       await portal.close();
@@ -54,7 +59,7 @@ program
     console.log(`
 Soglasie demo is running (${((Date.now() - started) / 1000).toFixed(1)} s). Data: ${cfg.dataDir}
 
-  Portal (Госуслуги, sandbox)  ${portal.url}
+  Portal (Госуслуги, sandbox)  ${portal.url}   partner API (mTLS): ${portal.mtlsUrl}
     citizen   +79990000001  (Иванов Иван Иванович; or ivanov@example.test)
     citizen   +79990000002  (Петрова Анна Сергеевна; e-mail not confirmed)
     security  security      (security center)
@@ -110,6 +115,44 @@ program
         await runtime.close();
       }
     }
+  });
+
+program
+  .command('pki')
+  .description('The portal CA for partner certificates and its mTLS listener certificate.')
+  .command('init')
+  .description(
+    'Create the CA and the listener certificate in <data dir>/portal-pki (never overwrites).',
+  )
+  .action(async () => {
+    const cfg = config(undefined, false);
+    const dir = path.join(cfg.dataDir, 'portal-pki');
+    const result = await initPki(dir);
+    console.log(
+      result.created
+        ? `Created in ${dir}:\n  ${result.files.join('\n  ')}`
+        : `${dir} is complete; nothing changed.`,
+    );
+  });
+
+program
+  .command('partner')
+  .description('Partners of the portal.')
+  .command('add')
+  .description('Register a partner client on the running portal and write what it needs into DIR.')
+  .requiredOption('--name <name>', 'the partner as citizens will see it, e.g. "Банк"')
+  .requiredOption('--redirect-uri <url...>', 'exact redirect URI(s) of the partner')
+  .requiredOption('--out <dir>', 'where to write client.json, keys and certificates')
+  .action(async (opts: { name: string; redirectUri: string[]; out: string }) => {
+    const cfg = config(undefined, false);
+    const { clientId, files } = await partnerAdd({
+      portalAdminUrl: `http://127.0.0.1:${cfg.portal.httpPort}`,
+      adminToken: readAdminToken(cfg.dataDir, 'portal'),
+      name: opts.name,
+      redirectUris: opts.redirectUri,
+      out: path.resolve(opts.out),
+    });
+    console.log(`Registered ${clientId}. Files:\n  ${Object.values(files).join('\n  ')}`);
   });
 
 program

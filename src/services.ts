@@ -5,6 +5,11 @@ import type { BankDB } from './bank/db.js';
 import { bankMigrations } from './bank/migrations.js';
 import { seedBankPersonas } from './bank/personas.js';
 import { createLogger } from './platform/http/logger.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { PARTNER_FILES, partnerAdd } from './partner-kit/partner-add.js';
+import { initPki, loadPki } from './platform/pki/index.js';
+import { loadOrCreateAdminToken, readAdminToken } from './platform/runtime/admin-token.js';
 import { startHousekeeping } from './platform/runtime/housekeeping.js';
 import {
   openServiceRuntime,
@@ -25,6 +30,8 @@ export interface RunningService {
   url: string;
   port: number;
   seeded: string[];
+  /** The portal's partner (mTLS) listener. */
+  mtlsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -51,9 +58,33 @@ export async function startService(
       logger,
     });
     try {
-      const app = await buildPortalApp(runtime);
-      const seeded = opts.seed && config.demo ? await seedPortalPersonas(app.citizens) : [];
-      return await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
+      const pkiDir = path.join(config.dataDir, 'portal-pki');
+      // Outside production the sandbox makes its own CA on first start; production
+      // expects `soglasie pki init` (or real certificates) to have run.
+      if (config.mode !== 'production') await initPki(pkiDir);
+      const pki = await loadPki(pkiDir);
+      const app = await buildPortalApp(runtime, {
+        pki,
+        adminToken: loadOrCreateAdminToken(config.dataDir, 'portal'),
+      });
+      const seeded =
+        opts.seed && config.demo ? await seedPortalPersonas(app.citizens, app.records) : [];
+      const service = await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
+      try {
+        await app.partnerApi!.listen({ host: config.host, port: config.portal.mtlsPort });
+      } catch (err) {
+        await service.close();
+        throw err;
+      }
+      const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
+      return {
+        ...service,
+        mtlsUrl: `https://localhost:${mtlsPort}`,
+        close: async () => {
+          await app.partnerApi!.close();
+          await service.close();
+        },
+      };
     } catch (err) {
       await runtime.close();
       throw err;
@@ -118,4 +149,20 @@ async function listen(
       await closeRuntime();
     },
   };
+}
+
+/**
+ * Demo mode registers the demo bank with the portal the way any partner joins:
+ * `partner add` against the running portal, once; the files stay in the data directory.
+ */
+export async function registerDemoBank(config: Config, portal: RunningService): Promise<boolean> {
+  if (existsSync(path.join(config.bank.partnerDir, PARTNER_FILES.clientJson))) return false;
+  await partnerAdd({
+    portalAdminUrl: `http://127.0.0.1:${portal.port}`,
+    adminToken: readAdminToken(config.dataDir, 'portal'),
+    name: 'Банк',
+    redirectUris: [`${config.bank.publicUrl}/portal/callback`],
+    out: config.bank.partnerDir,
+  });
+  return true;
 }

@@ -27,8 +27,17 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Proxy addresses whose X-Forwarded-For is trusted; empty trusts none. */
   readonly trustedProxies: readonly string[];
-  readonly portal: ServiceConfig & { readonly mtlsPort: number };
-  readonly bank: ServiceConfig;
+  readonly portal: ServiceConfig & {
+    readonly mtlsPort: number;
+    /** Public base URL of the partner (mTLS) listener, e.g. https://localhost:3443. */
+    readonly mtlsUrl: string;
+  };
+  readonly bank: ServiceConfig & {
+    /** Where the bank keeps what `soglasie partner add` wrote for it (client.json, keys, certs). */
+    readonly partnerDir: string;
+    /** The portal's issuer as the bank reaches it. */
+    readonly portalIssuer: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -104,6 +113,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
   const bankPublic =
     readUrl(env, 'BANK_PUBLIC_URL', ['http:', 'https:'], problems) ??
     `http://localhost:${bankHttp}`;
+  const portalMtlsPublic =
+    readUrl(env, 'PORTAL_MTLS_PUBLIC_URL', ['https:'], problems) ??
+    `https://localhost:${portalMtls}`;
   if (mode === 'production' && defaults.serving !== false) {
     for (const [name, url] of [
       ['PORTAL_PUBLIC_URL', portalPublic],
@@ -129,10 +141,18 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     portal: {
       httpPort: portalHttp,
       mtlsPort: portalMtls,
+      mtlsUrl: portalMtlsPublic,
       databaseUrl: portalDb,
       publicUrl: portalPublic,
     },
-    bank: { httpPort: bankHttp, databaseUrl: bankDb, publicUrl: bankPublic },
+    bank: {
+      httpPort: bankHttp,
+      databaseUrl: bankDb,
+      publicUrl: bankPublic,
+      partnerDir: path.resolve(env.BANK_PORTAL_PARTNER_DIR ?? path.join(dataDir, 'bank-partner')),
+      portalIssuer:
+        readUrl(env, 'BANK_PORTAL_ISSUER', ['http:', 'https:'], problems) ?? portalPublic,
+    },
   });
 }
 

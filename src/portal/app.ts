@@ -10,11 +10,46 @@ import { createCitizenService } from './citizens/citizen.service.js';
 import { createCitizenStore, type CitizenTables } from './citizens/citizen.store.js';
 import { registerCitizenRoutes } from './citizens/citizen.routes.js';
 import type { PortalDB } from './db.js';
+import type { FastifyInstance } from 'fastify';
+import type { JWK } from 'jose';
+import { createAuditLog, type AuditTables } from '../platform/audit/audit-log.js';
+import { createApiApp } from '../platform/http/api-app-factory.js';
+import { mountRawHandler } from '../platform/http/provider-mount.js';
+import { createMtlsServerOptions } from '../platform/mtls/index.js';
+import type { Pki } from '../platform/pki/index.js';
+import { loadOrCreateServiceKey, type ServiceKeyTables } from '../platform/runtime/service-keys.js';
+import { createConsentService } from './consents/consent.service.js';
+import { createConsentStore, type ConsentTables } from './consents/consent.store.js';
+import { createCitizenRecordService } from './data-api/citizen-records.service.js';
+import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
+import { registerInteractionRoutes } from './oidc/interaction.routes.js';
+import { createOidcStore, type OidcTables } from './oidc/oidc.store.js';
+import { createProvider, dataApiResource } from './oidc/provider.js';
+import { loadSigningKeys } from './oidc/signing-keys.js';
+import { createTokenVerifier } from './partner-api/access-checks.js';
+import { registerPartnerApiRoutes } from './partner-api/partner-api.routes.js';
+import { registerAdminApi } from './partners/admin-api.routes.js';
+import { createPartnerService } from './partners/partner.service.js';
+import { createPartnerStore, type PartnerTables } from './partners/partner.store.js';
 
 export const PORTAL_SITE = 'Госуслуги · песочница';
 
-/** Builds the portal's web app on a runtime; does not listen. */
-export async function buildPortalApp(runtime: ServiceRuntime<PortalDB>) {
+export interface PortalOptions {
+  /** The partner CA and listener certificate; without them there is no partner listener. */
+  pki?: Pki | undefined;
+  /** Token for the loopback admin API (`soglasie partner add`); without it, no admin API. */
+  adminToken?: string | undefined;
+}
+
+/**
+ * Builds the portal on a runtime: the web app (pages, login, OIDC browser endpoints) and,
+ * given a PKI, the partner app for the mTLS listener (token endpoint, PAR, data API).
+ * Neither listens.
+ */
+export async function buildPortalApp(
+  runtime: ServiceRuntime<PortalDB>,
+  options: PortalOptions = {},
+) {
   const { config, clock, ids, db } = runtime;
   const look = { site: PORTAL_SITE, theme: 'portal' as const, demo: config.demo };
   const secure = config.mode === 'production';
@@ -38,11 +73,13 @@ export async function buildPortalApp(runtime: ServiceRuntime<PortalDB>) {
     ids,
   });
 
+  const codes = createOneTimeCodes(db as unknown as Kysely<OneTimeCodeTables>, clock, ids);
+  const limiter = createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock);
   registerLoginRoutes(app, {
     look,
     clock,
-    codes: createOneTimeCodes(db as unknown as Kysely<OneTimeCodeTables>, clock, ids),
-    limiter: createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock),
+    codes,
+    limiter,
     notifier: runtime.notifier,
     findAccount: async (identifier) => {
       const id = await citizens.findIdByIdentifier(identifier);
@@ -63,10 +100,153 @@ export async function buildPortalApp(runtime: ServiceRuntime<PortalDB>) {
     },
   });
 
-  registerCitizenRoutes(app, { citizens, sealer: runtime.sealer, look });
+  registerCitizenRoutes(app, {
+    citizens,
+    sealer: runtime.sealer,
+    look,
+    codes,
+    limiter,
+    notifier: runtime.notifier,
+  });
   if (runtime.outbox) registerDevOutbox(app, runtime.outbox);
 
-  return Object.assign(app, { citizens });
+  // Consent and data access.
+  const records = createCitizenRecordService({
+    db: db as unknown as Kysely<CitizenRecordTables>,
+    sealer: runtime.sealer,
+    clock,
+    ids,
+  });
+  const consents = createConsentService({
+    store: createConsentStore(db as unknown as Kysely<ConsentTables>),
+    clock,
+    ids,
+  });
+  const audit = createAuditLog(db as unknown as Kysely<AuditTables>, clock);
+  const oidcStore = createOidcStore(db as unknown as Kysely<OidcTables>);
+  const jwks = await loadSigningKeys(oidcStore, runtime.sealer, clock);
+  const issuer = config.portal.publicUrl;
+  const resource = dataApiResource(config.portal.mtlsUrl);
+  const provider = createProvider({
+    issuer,
+    mtlsUrl: config.portal.mtlsUrl,
+    store: oidcStore,
+    clock,
+    jwks,
+    cookieKeys: [(await serviceKey(runtime, 'oidc-cookies')).toString('base64url')],
+    secureCookies: secure,
+    pairwiseKey: await serviceKey(runtime, 'pairwise-subjects'),
+    citizens,
+    consents,
+  });
+  const providerHandler = provider.callback();
+  await mountRawHandler(app, providerHandler, [
+    ['GET', '/.well-known/openid-configuration'],
+    ['GET', '/jwks'],
+    ['GET', '/auth'],
+    ['GET', '/auth/:uid'],
+  ]);
+  // Partners authenticate with certificates: these endpoints live on the mTLS listener.
+  for (const path of ['/token', '/request', '/token/introspection', '/token/revocation', '/me']) {
+    app.route({
+      method: ['GET', 'POST'],
+      url: path,
+      schema: { hide: true },
+      config: { csrf: false },
+      handler: async (_request, reply) =>
+        reply.status(400).send({
+          error: 'invalid_request',
+          error_description: `Use the mTLS endpoint ${config.portal.mtlsUrl}${path} (mtls_endpoint_aliases in the discovery document).`,
+        }),
+    });
+  }
+  registerInteractionRoutes(app, {
+    provider,
+    resource,
+    look,
+    clock,
+    ids,
+    citizens,
+    consents,
+    records,
+    codes,
+    limiter,
+    notifier: runtime.notifier,
+    audit: (entry) => audit.append(entry),
+  });
+
+  const partners = options.pki
+    ? createPartnerService({
+        partners: createPartnerStore(db as unknown as Kysely<PartnerTables>),
+        oidc: oidcStore,
+        authority: options.pki.authority,
+        clock,
+        ids,
+        allowHttpRedirects: config.mode !== 'production',
+      })
+    : undefined;
+  if (partners && options.adminToken) {
+    registerAdminApi(app, {
+      token: options.adminToken,
+      partners,
+      caPem: options.pki!.caPem,
+      issuer,
+      mtlsUrl: config.portal.mtlsUrl,
+    });
+  }
+
+  let partnerApi: FastifyInstance | undefined;
+  if (options.pki && partners) {
+    partnerApi = createApiApp({
+      logger: runtime.logger.child({ listener: 'mtls' }),
+      https: createMtlsServerOptions({
+        caPem: options.pki.caPem,
+        certPem: options.pki.serverCertPem,
+        keyPem: options.pki.serverKeyPem,
+      }),
+      look,
+    });
+    await mountRawHandler(partnerApi, providerHandler, [
+      ['POST', '/token'],
+      ['POST', '/request'],
+      ['POST', '/token/introspection'],
+      ['POST', '/token/revocation'],
+      [['GET', 'POST'], '/me'],
+    ]);
+    registerPartnerApiRoutes(partnerApi, {
+      clock,
+      verifyAccessToken: createTokenVerifier({
+        jwks: { keys: jwks.keys.map(publicJwk) },
+        issuer,
+        audience: resource,
+        clock,
+      }),
+      partners,
+      consents,
+      citizens,
+      records,
+      audit,
+    });
+  }
+
+  return Object.assign(app, { citizens, records, consents, provider, partners, partnerApi, audit });
+}
+
+async function serviceKey(runtime: ServiceRuntime<PortalDB>, name: string) {
+  return loadOrCreateServiceKey(
+    runtime.db as unknown as Kysely<ServiceKeyTables>,
+    runtime.keyring,
+    name,
+    runtime.clock.now(),
+  );
+}
+
+/** The public half of a private JWK. */
+function publicJwk(jwk: JWK): JWK {
+  const { kty, crv, x, y, n, e, kid, alg, use } = jwk;
+  return Object.fromEntries(
+    Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined),
+  ) as JWK;
 }
 
 export type PortalApp = Awaited<ReturnType<typeof buildPortalApp>>;

@@ -2,10 +2,20 @@ import type { SessionTables } from '../platform/http/session.store.js';
 import type { AttemptTables } from '../platform/limits/attempt-limiter.js';
 import type { OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
 import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
+import type { AuditTables } from '../platform/audit/audit-log.js';
 import type { CitizenTables } from './citizens/citizen.store.js';
+import type { ConsentTables } from './consents/consent.store.js';
+import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
+import type { OidcTables } from './oidc/oidc.store.js';
+import type { PartnerTables } from './partners/partner.store.js';
 
 export type PortalDB = SessionTables &
   AttemptTables &
   OneTimeCodeTables &
   ServiceKeyTables &
-  CitizenTables;
+  CitizenTables &
+  CitizenRecordTables &
+  OidcTables &
+  PartnerTables &
+  ConsentTables &
+  AuditTables;

@@ -1,6 +1,11 @@
 import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
+import { createAuditTables } from '../platform/audit/audit-log.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
+import { createConsentTables } from './consents/consent.store.js';
+import { createCitizenRecordTables } from './data-api/citizen-records.store.js';
+import { createOidcTables } from './oidc/oidc.store.js';
+import { createPartnerTables } from './partners/partner.store.js';
 
 /** The portal's schema, in order. Never edit a migration that has shipped; add one. */
 export const portalMigrations: Record<string, Migration> = {
@@ -44,6 +49,15 @@ export const portalMigrations: Record<string, Migration> = {
           role text not null check (role in ('director', 'attorney')),
           primary key (organization_id, citizen_id)
         )`.execute(db);
+    },
+  },
+  '0003_consent_and_data_access': {
+    async up(db: Kysely<never>) {
+      await createCitizenRecordTables(db);
+      await createOidcTables(db);
+      await createPartnerTables(db);
+      await createConsentTables(db);
+      await createAuditTables(db);
     },
   },
 };

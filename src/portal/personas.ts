@@ -10,6 +10,10 @@ import {
 import { seededRandom } from '../platform/seeded-random.js';
 import type { CitizenPersonalData, CitizenRole } from './citizens/citizen.js';
 import type { CitizenService, OrganizationDetails } from './citizens/citizen.service.js';
+import {
+  seedCitizenRecords,
+  type CitizenRecordService,
+} from './data-api/citizen-records.service.js';
 
 /** CONTRACT.md: every demo password. */
 export const DEMO_PASSWORD = 'Demo-Passw0rd!';
@@ -136,15 +140,22 @@ function romashka(): OrganizationDetails {
  * Creates the demo personas that do not exist yet. Each is checked on its own, so a
  * start interrupted half-way finishes the job next time instead of skipping it.
  */
-export async function seedPortalPersonas(citizens: CitizenService): Promise<string[]> {
+export async function seedPortalPersonas(
+  citizens: CitizenService,
+  records: CitizenRecordService,
+): Promise<string[]> {
   const created: string[] = [];
   for (const persona of PORTAL_PERSONAS) {
-    if (await citizens.findIdByIdentifier(persona.personal.phone)) continue;
-    const id = await citizens.create({ ...persona, password: DEMO_PASSWORD });
-    created.push(persona.username ?? persona.personal.phone);
-    if (persona.personal.lastName === 'Иванов') {
-      await citizens.createOrganization(romashka(), id);
+    let id = await citizens.findIdByIdentifier(persona.personal.phone);
+    if (!id) {
+      id = await citizens.create({ ...persona, password: DEMO_PASSWORD });
+      created.push(persona.username ?? persona.personal.phone);
+      if (persona.personal.lastName === 'Иванов') {
+        await citizens.createOrganization(romashka(), id);
+      }
     }
+    // State service applications and benefit payments on file (idempotent).
+    await seedCitizenRecords(records, id, persona.personal.lastName);
   }
   return created;
 }

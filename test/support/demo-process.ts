@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -30,17 +31,30 @@ export function runCli(args: string[], env: Record<string, string>) {
   return { child, output: () => out, exited };
 }
 
+/** A port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Ports for a demo: the issuer and redirect URIs contain them, so they are fixed up front. */
+export async function demoPorts(): Promise<Record<string, string>> {
+  return {
+    PORTAL_HTTP_PORT: String(await freePort()),
+    PORTAL_MTLS_PORT: String(await freePort()),
+    BANK_HTTP_PORT: String(await freePort()),
+  };
+}
+
 /** Starts the demo and waits until it has printed its addresses. */
 export async function startDemo(
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<DemoProcess> {
-  const run = runCli(['demo'], {
-    PORTAL_HTTP_PORT: '0',
-    PORTAL_MTLS_PORT: '0',
-    BANK_HTTP_PORT: '0',
-    ...env,
-  });
+  const run = runCli(['demo'], { ...(await demoPorts()), ...env });
   const deadline = Date.now() + timeoutMs;
   while (!run.output().includes('Press Ctrl-C to stop.')) {
     if (run.child.exitCode !== null) throw new Error(`demo exited early:\n${run.output()}`);
@@ -68,7 +82,10 @@ export class HttpClient {
   cookies = new Map<string, string>();
   constructor(readonly base: string) {}
 
-  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}) {
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string> | URLSearchParams } = {},
+  ) {
     const res = await fetch(new URL(url, this.base), {
       method: init.method ?? (init.form ? 'POST' : 'GET'),
       redirect: 'manual',

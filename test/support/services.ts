@@ -50,7 +50,7 @@ export async function testPortal(engine: TestEngine) {
     database: database as never,
   });
   const app = await buildPortalApp(runtime);
-  await seedPortalPersonas(app.citizens);
+  await seedPortalPersonas(app.citizens, app.records);
   const close = async () => {
     await app.close();
     await runtime.close();

@@ -54,6 +54,14 @@ interface PendingLogin {
   accountId: string;
   method: 'sms' | 'totp';
   startedAt: number;
+  /** Where to go after login (a local path), e.g. back to an authorization request. */
+  next?: string | undefined;
+}
+
+/** Only local paths: an open redirect after login would hand the session to a phisher. */
+export function safeNextPath(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length > 512) return undefined;
+  return /^\/(?![/\\])[\w\-./?=&%]*$/.test(value) ? value : undefined;
 }
 
 const PENDING_LOGIN_TTL_MS = 10 * 60_000;
@@ -134,7 +142,9 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginDeps): void
   };
 
   app.get('/login', { schema: { hide: true } }, async (request, reply) => {
-    if (request.session.userId) return reply.redirect(deps.homePath, 303);
+    const next = safeNextPath((request.query as { next?: unknown }).next);
+    if (request.session.userId) return reply.redirect(next ?? deps.homePath, 303);
+    if (next) await request.session.setData({ afterLogin: next });
     return loginPage(request, reply, {});
   });
 
@@ -194,6 +204,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginDeps): void
       accountId: account.id,
       method,
       startedAt: deps.clock.now().getTime(),
+      next: safeNextPath(request.session.data.afterLogin),
     };
     await request.session.regenerate(null, { pendingLogin: pending });
     if (method === 'sms') await sendSmsCode(account);
@@ -269,7 +280,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginDeps): void
     await deps.limiter.reset(key);
     await request.session.regenerate(account.id, {});
     await emit({ type: 'login.succeeded', accountId: account.id, method: pending.method });
-    return reply.redirect(deps.homePath, 303);
+    return reply.redirect(pending.next ?? deps.homePath, 303);
   });
 
   app.post(

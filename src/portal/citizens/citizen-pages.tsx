@@ -23,13 +23,19 @@ function Confirmed(props: { ok: boolean }) {
 
 export function PersonalDataPage(props: {
   chrome: Chrome;
+  csrf: string;
   citizen: Citizen;
   personal: CitizenPersonalData;
   organizations: { id: string; role: string; details: OrganizationDetails }[];
+  emailCodeSent?: boolean;
+  error?: string | undefined;
+  notice?: string | undefined;
 }) {
   const { personal: p, citizen } = props;
   return (
     <Layout {...props.chrome} title="Личные данные">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      {props.notice ? <Alert kind="success">{props.notice}</Alert> : null}
       <section class="card" data-testid="personal-data">
         <h2>{fullName(p)}</h2>
         <dl class="facts">
@@ -83,6 +89,40 @@ export function PersonalDataPage(props: {
           <dd>{p.addresses.residence ?? 'совпадает с адресом регистрации'}</dd>
         </dl>
       </section>
+      {p.email && !citizen.emailConfirmed ? (
+        props.emailCodeSent ? (
+          <form class="card" method="post" action="/profile/email/confirm" autocomplete="off">
+            <CsrfField token={props.csrf} />
+            <p>Мы отправили код на {p.email}. Введите его, чтобы подтвердить почту.</p>
+            <label for="email-code">Код из письма</label>
+            <input
+              type="text"
+              id="email-code"
+              name="code"
+              inputmode="numeric"
+              pattern="[0-9]{6}"
+              maxLength={6}
+              required
+              data-testid="email-code"
+            />
+            <div>
+              <button type="submit" data-testid="email-confirm">
+                Подтвердить почту
+              </button>
+            </div>
+          </form>
+        ) : (
+          <form class="card" method="post" action="/profile/email/send-code">
+            <CsrfField token={props.csrf} />
+            <p>
+              Электронная почта не подтверждена: сервисы не смогут присылать на неё уведомления.
+            </p>
+            <button type="submit" data-testid="email-send-code">
+              Подтвердить почту
+            </button>
+          </form>
+        )
+      ) : null}
       {props.organizations.length > 0 ? (
         <section class="card">
           <h2>Организации</h2>

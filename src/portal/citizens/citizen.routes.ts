@@ -9,7 +9,10 @@ import {
   type Sealer,
 } from '../../platform/crypto/index.js';
 import { ForbiddenError } from '../../platform/http/errors.js';
-import { maskPhone, requireLogin } from '../../platform/login/login-routes.js';
+import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
+import { limiterKey, maskPhone, requireLogin } from '../../platform/login/login-routes.js';
+import type { Notifier } from '../../platform/notify/notifier.js';
+import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
 import { totpUri } from '../../platform/otp/totp.js';
 import type { LayoutProps } from '../../platform/views/layout.js';
 import type { CitizenRole } from './citizen.js';
@@ -20,6 +23,9 @@ import type { CitizenService } from './citizen.service.js';
 export interface CitizenRoutesDeps {
   citizens: CitizenService;
   sealer: Sealer;
+  codes: OneTimeCodes;
+  limiter: AttemptLimiter;
+  notifier: Notifier;
   look: Pick<LayoutProps, 'site' | 'theme' | 'demo'>;
 }
 
@@ -104,18 +110,89 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
     reply.redirect(request.session.userId ? '/profile' : '/login', 303),
   );
 
-  app.get('/profile', { schema: { hide: true } }, async (request, reply) => {
+  const profilePage = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    extra: { error?: string; notice?: string } = {},
+    status = 200,
+  ) => {
     const ctx = await signedIn(request, reply);
     if (!ctx) return reply;
     return reply.page(
       h(PersonalDataPage, {
         chrome: ctx.chrome,
+        csrf: ctx.csrf,
         citizen: ctx.citizen,
         personal: ctx.personal,
         organizations: await citizens.organizations(ctx.citizen.id),
+        emailCodeSent: request.session.data.emailCodeSent === true,
+        ...extra,
       }),
+      status,
     );
-  });
+  };
+
+  app.get('/profile', { schema: { hide: true } }, async (request, reply) =>
+    profilePage(request, reply),
+  );
+
+  app.post(
+    '/profile/email/send-code',
+    { schema: { hide: true, body: CsrfOnly } },
+    async (request, reply) => {
+      const userId = requireLogin(request, reply);
+      if (!userId) return reply;
+      const found = await citizens.personalData(userId);
+      if (!found?.personal.email || found.citizen.emailConfirmed)
+        return reply.redirect('/profile', 303);
+      const { code } = await deps.codes.issue(userId, 'confirm-email');
+      await deps.notifier.send({
+        to: found.personal.email,
+        channel: 'email',
+        subject: 'Подтверждение электронной почты',
+        text: `Код для подтверждения почты на Госуслугах: ${code}. Если вы его не запрашивали, ничего не делайте.`,
+        code,
+      });
+      await request.session.setData({ emailCodeSent: true });
+      return profilePage(request, reply, { notice: 'Код отправлен на вашу почту.' });
+    },
+  );
+
+  app.post(
+    '/profile/email/confirm',
+    {
+      schema: {
+        hide: true,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          code: Type.String({ maxLength: 16 }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const userId = requireLogin(request, reply);
+      if (!userId) return reply;
+      const key = limiterKey(userId);
+      await deps.limiter.assertAllowed(key);
+      const check = await deps.codes.verify(
+        userId,
+        'confirm-email',
+        (request.body as { code: string }).code,
+      );
+      if (!check.ok) {
+        await deps.limiter.recordFailure(key);
+        return profilePage(
+          request,
+          reply,
+          { error: 'Код не подошёл или устарел. Запросите новый код.' },
+          400,
+        );
+      }
+      await citizens.setEmailConfirmed(userId);
+      await request.session.setData({ emailCodeSent: undefined });
+      return profilePage(request, reply, { notice: 'Электронная почта подтверждена.' });
+    },
+  );
 
   app.get('/security', { schema: { hide: true } }, async (request, reply) =>
     securityPage(request, reply, {}),

@@ -158,6 +158,8 @@ export function createCitizenService(deps: CitizenServiceDeps) {
       return id;
     },
 
+    setEmailConfirmed: (id: string) => store.setEmailConfirmed(id),
+
     newTotpSecret: createTotpSecret,
 
     /** Enrols an authenticator app once the citizen proves it shows the right code. */

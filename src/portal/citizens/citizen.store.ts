@@ -150,6 +150,14 @@ export function createCitizenStore(db: Kysely<CitizenTables>) {
       return Number(result.numUpdatedRows) === 1;
     },
 
+    async setEmailConfirmed(id: string): Promise<void> {
+      await db
+        .updateTable('citizens')
+        .set({ email_confirmed: true })
+        .where('id', '=', id)
+        .execute();
+    },
+
     async count(): Promise<number> {
       const row = await db
         .selectFrom('citizens')

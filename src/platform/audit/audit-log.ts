@@ -1,0 +1,80 @@
+import { sql, type Kysely } from 'kysely';
+import type { Clock } from '../clock.js';
+
+/**
+ * The append-only audit log: every security-relevant operation, by whom, on what, when.
+ * Entries carry references (ids, keyed hashes), never personal data values, so deletion
+ * duties never collide with immutability. The database itself refuses UPDATE and DELETE.
+ */
+export interface AuditLogTable {
+  seq: string;
+  at: Date;
+  actor: string;
+  action: string;
+  subject: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface AuditTables {
+  audit_log: AuditLogTable;
+}
+
+export async function createAuditTables(db: Kysely<never>): Promise<void> {
+  await sql`
+    create table audit_log (
+      seq bigserial primary key,
+      at timestamptz not null,
+      actor text not null,
+      action text not null,
+      subject text,
+      details jsonb not null default '{}'::jsonb
+    )`.execute(db);
+  await sql`create index audit_log_subject_idx on audit_log (subject, seq)`.execute(db);
+  await sql`
+    create function audit_log_refuse_change() returns trigger language plpgsql as $$
+    begin
+      raise exception 'audit_log is append-only: % refused', tg_op using errcode = 'insufficient_privilege';
+    end $$`.execute(db);
+  await sql`
+    create trigger audit_log_append_only before update or delete on audit_log
+    for each row execute function audit_log_refuse_change()`.execute(db);
+  await sql`
+    create trigger audit_log_no_truncate before truncate on audit_log
+    for each statement execute function audit_log_refuse_change()`.execute(db);
+}
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  subject?: string | undefined;
+  details?: Record<string, unknown>;
+}
+
+export function createAuditLog(db: Kysely<AuditTables>, clock: Clock) {
+  return {
+    async append(entry: AuditEntry): Promise<void> {
+      await db
+        .insertInto('audit_log')
+        .values({
+          at: clock.now(),
+          actor: entry.actor,
+          action: entry.action,
+          subject: entry.subject ?? null,
+          details: JSON.stringify(entry.details ?? {}) as never,
+        } as never)
+        .execute();
+    },
+
+    async list(filter: { subject?: string; action?: string; limit?: number } = {}) {
+      let query = db.selectFrom('audit_log').selectAll();
+      if (filter.subject) query = query.where('subject', '=', filter.subject);
+      if (filter.action) query = query.where('action', '=', filter.action);
+      return query
+        .orderBy('seq', 'desc')
+        .limit(filter.limit ?? 100)
+        .execute();
+    },
+  };
+}
+
+export type AuditLog = ReturnType<typeof createAuditLog>;

@@ -1,0 +1,40 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { ServerOptions } from 'node:https';
+import type { Logger } from 'pino';
+import { NotFoundError } from './errors.js';
+import { sendError, type ErrorPageLook } from './problem.js';
+
+export interface ApiAppOptions {
+  logger: Logger;
+  /** TLS settings of the listener (the partner API: TLS 1.3 with client certificates). */
+  https: ServerOptions;
+  look: ErrorPageLook;
+  bodyLimit?: number;
+}
+
+/**
+ * A machine-to-machine API app: no cookies, no pages, no CSRF (callers authenticate with
+ * certificates and tokens); problem+json errors with request ids. Does not listen.
+ */
+export function createApiApp(opts: ApiAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    https: opts.https,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+  });
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply, opts.look));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(new NotFoundError('No such endpoint.'), request, reply, opts.look),
+  );
+  return app as unknown as FastifyInstance;
+}

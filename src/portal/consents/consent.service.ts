@@ -1,0 +1,166 @@
+import type { Clock } from '../../platform/clock.js';
+import { BadRequestError } from '../../platform/http/errors.js';
+import type { IdGenerator } from '../../platform/ids.js';
+import {
+  CONSENT_ACTIONS,
+  CONSENT_DETAIL_TYPE,
+  CONSENT_TYPES,
+  type Consent,
+  type ConsentAction,
+  type ConsentRequest,
+  type ConsentType,
+} from './consent.js';
+import type { ConsentStore } from './consent.store.js';
+
+export const DEFAULT_CONSENT_DAYS = 90;
+export const MAX_CONSENT_DAYS = 365;
+const DAY_MS = 24 * 60 * 60_000;
+
+/**
+ * Reads the partner's request: the `soglasie_consent` entry of `authorization_details`
+ * (RFC 9396) if present, otherwise a plain identification consent for the requested
+ * scopes. Anything malformed is refused before the citizen sees it.
+ */
+export function parseConsentRequest(
+  authorizationDetails: unknown,
+  requestedScopes: string[],
+  isKnownScope: (scope: string) => boolean,
+): ConsentRequest {
+  const dataScopes = requestedScopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+  const details = Array.isArray(authorizationDetails) ? authorizationDetails : [];
+  const entry = details.find(
+    (d): d is Record<string, unknown> =>
+      typeof d === 'object' && d !== null && (d as { type?: unknown }).type === CONSENT_DETAIL_TYPE,
+  );
+  if (!entry) {
+    return {
+      type: 'IDENTIFICATION',
+      purposes: [CONSENT_TYPES.IDENTIFICATION],
+      actions: ['READ_AND_STORE'],
+      scopes: dataScopes,
+      optionalScopes: dataScopes.filter((s) => s !== 'fullname'),
+      durationDays: DEFAULT_CONSENT_DAYS,
+    };
+  }
+  const type = entry.sysname;
+  if (typeof type !== 'string' || !(type in CONSENT_TYPES)) {
+    throw invalid(`sysname must be one of ${Object.keys(CONSENT_TYPES).join(', ')}`);
+  }
+  const purposes = stringList(entry.purposes, 'purposes', 1, 200);
+  const actions = stringList(entry.actions ?? ['READ_AND_STORE'], 'actions', 1, 32);
+  for (const a of actions) {
+    if (!(a in CONSENT_ACTIONS)) throw invalid(`unknown action ${a}`);
+  }
+  const scopes = stringList(entry.scopes ?? dataScopes, 'scopes', 1, 64);
+  for (const s of scopes) {
+    if (!isKnownScope(s)) throw invalid(`unknown scope ${s}`);
+    // RFC 9396 §3: details must not widen what the scope parameter asks for.
+    if (!dataScopes.includes(s)) throw invalid(`scope ${s} is not in the scope parameter`);
+  }
+  const optionalScopes = stringList(entry.optional_scopes ?? [], 'optional_scopes', 0, 64);
+  for (const s of optionalScopes) {
+    if (!scopes.includes(s)) throw invalid(`optional scope ${s} is not among the scopes`);
+  }
+  const days = entry.duration_days ?? DEFAULT_CONSENT_DAYS;
+  if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > MAX_CONSENT_DAYS) {
+    throw invalid(`duration_days must be an integer from 1 to ${MAX_CONSENT_DAYS}`);
+  }
+  const applicationRef = entry.application_ref;
+  if (
+    applicationRef !== undefined &&
+    (typeof applicationRef !== 'string' || applicationRef.length > 64)
+  ) {
+    throw invalid('application_ref must be a string of at most 64 characters');
+  }
+  return {
+    type: type as ConsentType,
+    purposes,
+    actions: actions as ConsentAction[],
+    scopes,
+    optionalScopes,
+    durationDays: days,
+    applicationRef,
+  };
+}
+
+function stringList(value: unknown, name: string, min: number, maxLength: number): string[] {
+  if (
+    !Array.isArray(value) ||
+    value.length < min ||
+    value.length > 32 ||
+    !value.every((v) => typeof v === 'string' && v.length > 0 && v.length <= maxLength)
+  ) {
+    throw invalid(`${name} must be a list of ${min > 0 ? 'at least one ' : ''}short strings`);
+  }
+  return value as string[];
+}
+
+function invalid(message: string) {
+  return new BadRequestError('INVALID_AUTHORIZATION_DETAILS', `authorization_details: ${message}.`);
+}
+
+export function createConsentService(deps: {
+  store: ConsentStore;
+  clock: Clock;
+  ids: IdGenerator;
+}) {
+  const { store, clock, ids } = deps;
+  return {
+    /** Records what the citizen approved: only the scopes they left ticked. */
+    async grant(input: {
+      id?: string;
+      citizenId: string;
+      clientId: string;
+      grantId: string;
+      request: ConsentRequest;
+      approvedScopes: string[];
+    }): Promise<Consent> {
+      const now = clock.now();
+      const consent: Consent = {
+        id: input.id ?? ids.uuid(),
+        citizenId: input.citizenId,
+        clientId: input.clientId,
+        grantId: input.grantId,
+        type: input.request.type,
+        purposes: input.request.purposes,
+        actions: input.request.actions,
+        scopes: input.approvedScopes,
+        applicationRef: input.request.applicationRef ?? null,
+        status: 'active',
+        grantedAt: now,
+        expiresAt: new Date(now.getTime() + input.request.durationDays * DAY_MS),
+        createdAt: now,
+        updatedAt: now,
+      };
+      await store.insertWithEvent(consent, {
+        id: ids.uuid(),
+        consentId: consent.id,
+        type: 'granted',
+        at: now,
+        actor: 'citizen',
+        details: {
+          scopes: input.approvedScopes,
+          declined: input.request.scopes.filter((s) => !input.approvedScopes.includes(s)),
+        },
+      });
+      return consent;
+    },
+
+    /**
+     * The consent behind a grant, only if it allows access at this very moment: active
+     * and not past its end. Called on every data read, never cached.
+     */
+    async activeForGrant(grantId: string): Promise<Consent | undefined> {
+      const consent = await store.findByGrant(grantId);
+      if (!consent || consent.status !== 'active') return undefined;
+      if (consent.expiresAt.getTime() <= clock.now().getTime()) return undefined;
+      return consent;
+    },
+
+    get: (id: string) => store.get(id),
+    listForCitizen: (citizenId: string) => store.listForCitizen(citizenId),
+    events: (consentId: string) => store.events(consentId),
+  };
+}
+
+export type ConsentService = ReturnType<typeof createConsentService>;

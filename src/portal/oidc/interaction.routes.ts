@@ -1,0 +1,429 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type Provider from 'oidc-provider';
+import { h } from 'preact';
+import { Type } from 'typebox';
+import type { Clock } from '../../platform/clock.js';
+import { AppError, TooManyAttemptsError } from '../../platform/http/errors.js';
+import type { IdGenerator } from '../../platform/ids.js';
+import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
+import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
+import type { Notifier } from '../../platform/notify/notifier.js';
+import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
+import { verifyTotp } from '../../platform/otp/totp.js';
+import type { LayoutProps } from '../../platform/views/layout.js';
+import { fullName } from '../citizens/citizen.js';
+import type { CitizenService } from '../citizens/citizen.service.js';
+import { checkReadiness } from '../citizens/readiness.js';
+import { CONSENT_DETAIL_TYPE, type ConsentRequest } from '../consents/consent.js';
+import { parseConsentRequest, type ConsentService } from '../consents/consent.service.js';
+import type { CitizenRecordService } from '../data-api/citizen-records.service.js';
+import {
+  isKnownScope,
+  previewForScope,
+  scopeLabel as catalogLabel,
+} from '../data-api/scope-catalog.js';
+
+/** Scopes reaching here were checked against the catalog by parseConsentRequest. */
+const scopeLabel = (scope: string) => (isKnownScope(scope) ? catalogLabel(scope) : scope);
+import { ConsentCodePage, ConsentPage, ReadinessPage, type ScopeView } from './consent-pages.js';
+
+export interface InteractionDeps {
+  provider: Provider;
+  resource: string;
+  look: Pick<LayoutProps, 'site' | 'theme' | 'demo'>;
+  clock: Clock;
+  ids: IdGenerator;
+  citizens: CitizenService;
+  consents: ConsentService;
+  records: CitizenRecordService;
+  codes: OneTimeCodes;
+  limiter: AttemptLimiter;
+  notifier: Notifier;
+  audit: (entry: {
+    actor: string;
+    action: string;
+    subject?: string;
+    details?: Record<string, unknown>;
+  }) => Promise<void>;
+}
+
+const CsrfOnly = Type.Object({ _csrf: Type.String({ maxLength: 128 }) });
+const Uid = Type.Object({ uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+
+/** The scopes the citizen chose on the consent screen wait here for the one-time code. */
+interface PendingConsent {
+  uid: string;
+  scopes: string[];
+}
+
+class InteractionExpired extends AppError {
+  constructor() {
+    super(
+      'INTERACTION_EXPIRED',
+      400,
+      'The authorization request has expired or is unknown.',
+      'Срок действия запроса на доступ истёк. Вернитесь в приложение сервиса и начните заново.',
+    );
+  }
+}
+
+/**
+ * The portal's side of an authorization request: login (our own two-factor login), the
+ * account readiness check (J9), the consent screen with real values, and approval
+ * confirmed by a one-time code bound to this request.
+ */
+export function registerInteractionRoutes(app: FastifyInstance, deps: InteractionDeps): void {
+  const { provider } = deps;
+
+  async function details(request: FastifyRequest, reply: FastifyReply, uid: string) {
+    try {
+      const interaction = await provider.interactionDetails(request.raw, reply.raw);
+      if (interaction.uid !== uid) throw new InteractionExpired();
+      return interaction;
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new InteractionExpired();
+    }
+  }
+
+  /** Everything the consent screen and its confirmation need, checked afresh each time. */
+  async function consentContext(request: FastifyRequest, reply: FastifyReply, uid: string) {
+    const interaction = await details(request, reply, uid);
+    const userId = request.session.userId;
+    const accountId = interaction.session?.accountId;
+    if (!userId || !accountId || userId !== accountId) {
+      // The portal session changed since the request began: start the login again.
+      throw new InteractionExpired();
+    }
+    const found = await deps.citizens.personalData(userId);
+    if (!found) throw new InteractionExpired();
+    const params = interaction.params as Record<string, unknown>;
+    const clientId = String(params.client_id);
+    const client = await provider.Client.find(clientId);
+    if (!client) throw new InteractionExpired();
+    let rar: unknown;
+    if (typeof params.authorization_details === 'string') {
+      try {
+        rar = JSON.parse(params.authorization_details);
+      } catch {
+        rar = undefined;
+      }
+    }
+    const consentRequest = parseConsentRequest(
+      rar,
+      String(params.scope ?? '').split(' '),
+      isKnownScope,
+    );
+    const chrome = {
+      ...deps.look,
+      user: {
+        name: fullName(found.personal),
+        csrf: await request.session.csrfToken(),
+        logoutAction: '/logout',
+      },
+    };
+    return {
+      interaction,
+      userId,
+      ...found,
+      clientId,
+      partnerName: client.clientName ?? clientId,
+      redirectOrigin: new URL(String(params.redirect_uri)).origin,
+      consentRequest,
+      chrome,
+      csrf: chrome.user.csrf,
+    };
+  }
+
+  /** The consent forms end in a redirect to the partner: allow that origin as a form target. */
+  function allowFormTarget(reply: FastifyReply, origin: string) {
+    const csp = String(reply.getHeader('content-security-policy') ?? '');
+    reply.header(
+      'content-security-policy',
+      csp.replace("form-action 'self'", `form-action 'self' ${origin}`),
+    );
+  }
+
+  async function scopeViews(
+    ctx: Awaited<ReturnType<typeof consentContext>>,
+    chosen?: Set<string>,
+  ): Promise<ScopeView[]> {
+    const records = {
+      orders: await deps.records.listOrders(ctx.userId),
+      payments: await deps.records.listPayments(ctx.userId),
+    };
+    const optional = new Set(ctx.consentRequest.optionalScopes);
+    return ctx.consentRequest.scopes.map((scope) => ({
+      scope,
+      label: scopeLabel(scope),
+      required: !optional.has(scope),
+      checked: !optional.has(scope) || !chosen || chosen.has(scope),
+      preview: isKnownScope(scope) ? previewForScope(scope, ctx.personal, records) : [],
+    }));
+  }
+
+  app.get('/interaction/:uid', { schema: { hide: true, params: Uid } }, async (request, reply) => {
+    const { uid } = request.params as { uid: string };
+    const interaction = await details(request, reply, uid);
+    if (interaction.prompt.name === 'login') {
+      const userId = request.session.userId;
+      if (!userId) {
+        return reply.redirect(`/login?next=${encodeURIComponent(`/interaction/${uid}`)}`, 303);
+      }
+      reply.hijack();
+      return provider.interactionFinished(
+        request.raw,
+        reply.raw,
+        {
+          login: {
+            accountId: userId,
+            amr: ['pwd', 'otp'],
+            ts: Math.floor(deps.clock.now().getTime() / 1000),
+          },
+        },
+        { mergeWithLastSubmission: false },
+      );
+    }
+    const ctx = await consentContext(request, reply, uid);
+    const problems = checkReadiness(ctx.citizen, ctx.personal, deps.clock.now());
+    if (problems.length > 0) {
+      return reply.page(
+        h(ReadinessPage, { chrome: ctx.chrome, partnerName: ctx.partnerName, problems }),
+        409,
+      );
+    }
+    allowFormTarget(reply, ctx.redirectOrigin);
+    return reply.page(
+      h(ConsentPage, {
+        chrome: ctx.chrome,
+        csrf: ctx.csrf,
+        uid,
+        partnerName: ctx.partnerName,
+        request: ctx.consentRequest,
+        scopes: await scopeViews(ctx),
+      }),
+    );
+  });
+
+  app.post(
+    '/interaction/:uid/confirm',
+    {
+      schema: {
+        hide: true,
+        params: Uid,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          scope: Type.Optional(
+            Type.Union([
+              Type.String({ maxLength: 64 }),
+              Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+            ]),
+          ),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { uid } = request.params as { uid: string };
+      const ctx = await consentContext(request, reply, uid);
+      if (checkReadiness(ctx.citizen, ctx.personal, deps.clock.now()).length > 0) {
+        return reply.redirect(`/interaction/${uid}`, 303);
+      }
+      const body = request.body as { scope?: string | string[] };
+      const ticked = new Set(
+        Array.isArray(body.scope) ? body.scope : body.scope ? [body.scope] : [],
+      );
+      const chosen = chosenScopes(ctx.consentRequest, ticked);
+      allowFormTarget(reply, ctx.redirectOrigin);
+      if ('missing' in chosen) {
+        return reply.page(
+          h(ConsentPage, {
+            chrome: ctx.chrome,
+            csrf: ctx.csrf,
+            uid,
+            partnerName: ctx.partnerName,
+            request: ctx.consentRequest,
+            scopes: await scopeViews(ctx, ticked),
+            error: `Без этих данных сервис не сможет работать: ${chosen.missing.map(scopeLabel).join(', ')}. Их нельзя отключить.`,
+          }),
+          400,
+        );
+      }
+      const pending: PendingConsent = { uid, scopes: chosen.scopes };
+      await request.session.setData({ pendingConsent: pending });
+      const method = ctx.citizen.secondFactor;
+      if (method === 'sms') {
+        const { code } = await deps.codes.issue(ctx.userId, `consent:${uid}`);
+        await deps.notifier.send({
+          to: ctx.personal.phone,
+          channel: 'sms',
+          subject: 'Код подтверждения доступа',
+          text: `Госуслуги: код ${code} для предоставления доступа сервису «${ctx.partnerName}». Никому не сообщайте его.`,
+          code,
+        });
+      }
+      return reply.page(
+        h(ConsentCodePage, {
+          chrome: ctx.chrome,
+          csrf: ctx.csrf,
+          uid,
+          partnerName: ctx.partnerName,
+          method,
+          maskedPhone: maskPhone(ctx.personal.phone),
+          scopeLabels: chosen.scopes.map(scopeLabel),
+        }),
+      );
+    },
+  );
+
+  app.post(
+    '/interaction/:uid/approve',
+    {
+      schema: {
+        hide: true,
+        params: Uid,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          code: Type.String({ maxLength: 16 }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { uid } = request.params as { uid: string };
+      const ctx = await consentContext(request, reply, uid);
+      const pending = request.session.data.pendingConsent as PendingConsent | undefined;
+      if (!pending || pending.uid !== uid) return reply.redirect(`/interaction/${uid}`, 303);
+      const codePage = (error: string, status: number) => {
+        allowFormTarget(reply, ctx.redirectOrigin);
+        return reply.page(
+          h(ConsentCodePage, {
+            chrome: ctx.chrome,
+            csrf: ctx.csrf,
+            uid,
+            partnerName: ctx.partnerName,
+            method: ctx.citizen.secondFactor,
+            maskedPhone: maskPhone(ctx.personal.phone),
+            scopeLabels: pending.scopes.map(scopeLabel),
+            error,
+          }),
+          status,
+        );
+      };
+      const key = limiterKey(ctx.userId);
+      try {
+        await deps.limiter.assertAllowed(key);
+      } catch (err) {
+        if (err instanceof TooManyAttemptsError) return codePage(err.userMessage, 429);
+        throw err;
+      }
+      const code = (request.body as { code: string }).code.trim();
+      if (!(await codeIsValid(ctx.userId, ctx.citizen.secondFactor, uid, code))) {
+        const { locked } = await deps.limiter.recordFailure(key);
+        await deps.audit({
+          actor: `citizen:${ctx.userId}`,
+          action: 'consent.code_failed',
+          subject: ctx.clientId,
+        });
+        return codePage(
+          locked
+            ? 'Слишком много неудачных попыток. Подтверждение временно заблокировано на 15 минут.'
+            : 'Неверный или устаревший код.',
+          locked ? 429 : 401,
+        );
+      }
+      await deps.limiter.reset(key);
+
+      const consentId = deps.ids.uuid();
+      const expiresAt = new Date(
+        deps.clock.now().getTime() + ctx.consentRequest.durationDays * 86_400_000,
+      );
+      const grant = new provider.Grant({ accountId: ctx.userId, clientId: ctx.clientId });
+      grant.addOIDCScope(['openid', ...pending.scopes].join(' '));
+      grant.addResourceScope(deps.resource, pending.scopes.join(' '));
+      // Unticked on the screen: rejected, so they are neither issued nor asked for again.
+      const declined = ctx.consentRequest.scopes.filter((s) => !pending.scopes.includes(s));
+      if (declined.length > 0) {
+        grant.rejectOIDCScope(declined.join(' '));
+        grant.rejectResourceScope(deps.resource, declined.join(' '));
+      }
+      grant.addRar({
+        type: CONSENT_DETAIL_TYPE,
+        consent_id: consentId,
+        sysname: ctx.consentRequest.type,
+        purposes: ctx.consentRequest.purposes,
+        actions: ctx.consentRequest.actions,
+        scopes: pending.scopes,
+        expires_at: expiresAt.toISOString(),
+        ...(ctx.consentRequest.applicationRef
+          ? { application_ref: ctx.consentRequest.applicationRef }
+          : {}),
+      });
+      const grantId = await grant.save();
+      await deps.consents.grant({
+        id: consentId,
+        citizenId: ctx.userId,
+        clientId: ctx.clientId,
+        grantId,
+        request: ctx.consentRequest,
+        approvedScopes: pending.scopes,
+      });
+      await deps.audit({
+        actor: `citizen:${ctx.userId}`,
+        action: 'consent.granted',
+        subject: `consent:${consentId}`,
+        details: { client: ctx.clientId, scopes: pending.scopes },
+      });
+      await request.session.setData({ pendingConsent: undefined });
+      reply.hijack();
+      return provider.interactionFinished(
+        request.raw,
+        reply.raw,
+        { consent: { grantId } },
+        {
+          mergeWithLastSubmission: true,
+        },
+      );
+    },
+  );
+
+  app.post(
+    '/interaction/:uid/deny',
+    { schema: { hide: true, params: Uid, body: CsrfOnly } },
+    async (request, reply) => {
+      const { uid } = request.params as { uid: string };
+      const interaction = await details(request, reply, uid);
+      await deps.audit({
+        actor: request.session.userId ? `citizen:${request.session.userId}` : 'anonymous',
+        action: 'consent.denied',
+        subject: String((interaction.params as { client_id?: unknown }).client_id),
+      });
+      await request.session.setData({ pendingConsent: undefined });
+      reply.hijack();
+      return provider.interactionFinished(
+        request.raw,
+        reply.raw,
+        { error: 'access_denied', error_description: 'The citizen refused to grant access.' },
+        { mergeWithLastSubmission: false },
+      );
+    },
+  );
+
+  async function codeIsValid(userId: string, method: 'sms' | 'totp', uid: string, code: string) {
+    if (method === 'sms') return (await deps.codes.verify(userId, `consent:${uid}`, code)).ok;
+    const account = await deps.citizens.loginAccount(userId);
+    const step = account?.totpSecret
+      ? verifyTotp(account.totpSecret, code, deps.clock.now())
+      : null;
+    return step !== null && (await deps.citizens.useTotpStep(userId, step));
+  }
+}
+
+/** Required scopes are always sent; optional ones only if ticked. Nothing else. */
+export function chosenScopes(
+  request: ConsentRequest,
+  ticked: Set<string>,
+): { scopes: string[] } | { missing: string[] } {
+  const optional = new Set(request.optionalScopes);
+  const missing = request.scopes.filter((s) => !optional.has(s) && !ticked.has(s));
+  if (missing.length > 0) return { missing };
+  return { scopes: request.scopes.filter((s) => !optional.has(s) || ticked.has(s)) };
+}

@@ -1,0 +1,155 @@
+import {
+  createLocalJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
+import type { Clock } from '../../platform/clock.js';
+import { AppError } from '../../platform/http/errors.js';
+import type { Consent } from '../consents/consent.js';
+
+/**
+ * The data API's access pipeline: one rule per check, in the order they run. Each throws
+ * an AccessRefused with a stable code; together they decide whether a partner may read.
+ */
+export class AccessRefused extends AppError {
+  constructor(code: string, status: 401 | 403 | 404, message: string) {
+    super(
+      code,
+      status,
+      message,
+      'Доступ к данным запрещён.',
+      status === 401 ? { 'www-authenticate': `Bearer error="invalid_token"` } : {},
+    );
+  }
+}
+
+export interface AccessTokenClaims extends JWTPayload {
+  sub: string;
+  client_id: string;
+  scope: string;
+  consent_id: string;
+  cnf?: { 'x5t#S256'?: string; jkt?: string };
+}
+
+/** RFC 6750 §2.1: the token comes in the Authorization header, nowhere else. */
+export function readBearerToken(authorization: string | undefined): string {
+  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(authorization ?? '');
+  if (!match) throw new AccessRefused('TOKEN_MISSING', 401, 'A Bearer access token is required.');
+  return match[1]!;
+}
+
+/**
+ * RFC 9068: a JWT access token signed by the portal (ES256 only — `alg: none` and any
+ * HMAC confusion fail here), issued for the data API, not expired, typ at+jwt.
+ */
+export function createTokenVerifier(opts: {
+  jwks: { keys: JWK[] };
+  issuer: string;
+  audience: string;
+  clock: Clock;
+}) {
+  const keySet = createLocalJWKSet(opts.jwks);
+  return async function verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    try {
+      const { payload } = await jwtVerify(token, keySet, {
+        issuer: opts.issuer,
+        audience: opts.audience,
+        algorithms: ['ES256'],
+        typ: 'at+jwt',
+        clockTolerance: 5,
+        maxTokenAge: '15 minutes',
+        currentDate: opts.clock.now(),
+        requiredClaims: ['sub', 'client_id', 'exp', 'iat', 'jti'],
+      });
+      if (typeof payload.consent_id !== 'string' || typeof payload.scope !== 'string') {
+        throw new AccessRefused('TOKEN_INVALID', 401, 'The access token carries no consent.');
+      }
+      if (
+        typeof payload.iat === 'number' &&
+        payload.iat * 1000 > opts.clock.now().getTime() + 5000
+      ) {
+        throw new AccessRefused('TOKEN_INVALID', 401, 'The access token was issued in the future.');
+      }
+      return payload as AccessTokenClaims;
+    } catch (err) {
+      if (err instanceof AccessRefused) throw err;
+      if (err instanceof joseErrors.JWTExpired) {
+        throw new AccessRefused('TOKEN_EXPIRED', 401, 'The access token has expired.');
+      }
+      // Deliberately vague: do not help an attacker tune a forgery.
+      throw new AccessRefused('TOKEN_INVALID', 401, 'The access token is invalid.');
+    }
+  };
+}
+
+/** RFC 8705 §3: the token is usable only with the certificate it was issued to. */
+export function checkCertificateBinding(
+  claims: AccessTokenClaims,
+  peerThumbprint: string | undefined,
+) {
+  const bound = claims.cnf?.['x5t#S256'];
+  if (!bound) {
+    throw new AccessRefused(
+      'TOKEN_NOT_BOUND',
+      401,
+      'The access token is not bound to a client certificate.',
+    );
+  }
+  if (!peerThumbprint || bound !== peerThumbprint) {
+    throw new AccessRefused(
+      'TOKEN_CERTIFICATE_MISMATCH',
+      401,
+      'The access token was issued to another client certificate.',
+    );
+  }
+}
+
+/** The partner behind the certificate is registered and not suspended. */
+export function checkPartner(
+  partner: { client_id: string; status: string } | undefined,
+  claims: AccessTokenClaims,
+) {
+  if (!partner || partner.client_id !== claims.client_id) {
+    throw new AccessRefused(
+      'PARTNER_UNKNOWN',
+      403,
+      'The client certificate belongs to no partner of this token.',
+    );
+  }
+  if (partner.status !== 'active') {
+    throw new AccessRefused('PARTNER_SUSPENDED', 403, 'The partner is suspended.');
+  }
+}
+
+/** The consent is active at this very moment: no stale reads after revocation or expiry. */
+export function checkConsentActive(
+  consent: Consent | undefined,
+  claims: AccessTokenClaims,
+  now: Date,
+) {
+  if (!consent || consent.clientId !== claims.client_id) {
+    throw new AccessRefused('CONSENT_INACTIVE', 403, 'There is no consent for this access.');
+  }
+  if (consent.status !== 'active' || consent.expiresAt.getTime() <= now.getTime()) {
+    throw new AccessRefused(
+      'CONSENT_INACTIVE',
+      403,
+      `The consent is ${consent.status === 'active' ? 'expired' : consent.status}.`,
+    );
+  }
+}
+
+/** `{oid}` in the path is the subject this partner received; another citizen is not found. */
+export function checkSubject(claims: AccessTokenClaims, oid: string) {
+  if (claims.sub !== oid) {
+    throw new AccessRefused('SUBJECT_MISMATCH', 404, 'No such person for this access token.');
+  }
+}
+
+/** Scopes usable now: what the token carries and the consent still grants. */
+export function grantedScopes(claims: AccessTokenClaims, consent: Consent): Set<string> {
+  const inToken = new Set(claims.scope.split(' '));
+  return new Set(['openid', ...consent.scopes.filter((s) => inToken.has(s))]);
+}

@@ -1,0 +1,162 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { AuditLog } from '../../platform/audit/audit-log.js';
+import type { Clock } from '../../platform/clock.js';
+import { ForbiddenError } from '../../platform/http/errors.js';
+import { peerCertificateOf } from '../../platform/mtls/index.js';
+import type { CitizenService } from '../citizens/citizen.service.js';
+import type { ConsentService } from '../consents/consent.service.js';
+import type { CitizenRecordService } from '../data-api/citizen-records.service.js';
+import {
+  fieldsReturned,
+  requiredScopeFor,
+  resourceJson,
+  ScopeNotGrantedError,
+} from '../data-api/resources.js';
+import type { DataResource } from '../data-api/scope-catalog.js';
+import { toXml } from '../data-api/xml.js';
+import type { PartnerService } from '../partners/partner.service.js';
+import {
+  checkCertificateBinding,
+  checkConsentActive,
+  checkPartner,
+  checkSubject,
+  grantedScopes,
+  readBearerToken,
+  type AccessTokenClaims,
+} from './access-checks.js';
+
+export interface PartnerApiDeps {
+  clock: Clock;
+  verifyAccessToken: (token: string) => Promise<AccessTokenClaims>;
+  partners: PartnerService;
+  consents: ConsentService;
+  citizens: CitizenService;
+  records: CitizenRecordService;
+  audit: AuditLog;
+}
+
+/** CONTRACT.md paths → our resource names (ESIA: /rs/prns/{oid}/docs, /addrs, /ctts). */
+const PATHS: Record<string, DataResource> = {
+  docs: 'docs',
+  addrs: 'addrs',
+  ctts: 'ctts',
+  orders: 'orders',
+  payments: 'payments',
+};
+
+const OidParams = Type.Object({ oid: Type.String({ minLength: 1, maxLength: 128 }) });
+
+export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiDeps): void {
+  const peer = (request: FastifyRequest) => peerCertificateOf(request.raw.socket);
+
+  app.get(
+    '/status',
+    {
+      schema: {
+        summary: 'Health and the identity of the calling partner',
+        response: {
+          200: Type.Object({
+            status: Type.Literal('ok'),
+            partner: Type.Object({ client_id: Type.String(), name: Type.String() }),
+            certificate: Type.Object({ thumbprint: Type.String(), expires_at: Type.String() }),
+            time: Type.String(),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const cert = peer(request);
+      const partner = cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined;
+      if (!partner) {
+        throw new ForbiddenError(
+          'This client certificate is not registered to any partner.',
+          'Сертификат не зарегистрирован.',
+          'PARTNER_UNKNOWN',
+        );
+      }
+      return {
+        status: 'ok' as const,
+        partner: { client_id: partner.client_id, name: partner.name },
+        certificate: {
+          thumbprint: partner.cert_thumbprint,
+          expires_at: new Date(partner.cert_expires_at).toISOString(),
+        },
+        time: deps.clock.now().toISOString(),
+      };
+    },
+  );
+
+  /** The pipeline every data read goes through, then the read itself and its audit entry. */
+  async function read(request: FastifyRequest, resource: DataResource) {
+    const { oid } = request.params as { oid: string };
+    const claims = await deps.verifyAccessToken(readBearerToken(request.headers.authorization));
+    const cert = peer(request);
+    checkCertificateBinding(claims, cert?.thumbprint);
+    checkPartner(cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined, claims);
+    const consent = await deps.consents.get(claims.consent_id);
+    checkConsentActive(consent, claims, deps.clock.now());
+    checkSubject(claims, oid);
+    const scopes = grantedScopes(claims, consent!);
+    const required = requiredScopeFor(resource);
+    if (!scopes.has(required)) throw new ScopeNotGrantedError(resource, required);
+
+    const found = await deps.citizens.personalData(consent!.citizenId);
+    if (!found)
+      throw new ForbiddenError(
+        'The citizen no longer exists.',
+        'Данные недоступны.',
+        'SUBJECT_GONE',
+      );
+    const needsRecords = resource === 'orders' || resource === 'payments';
+    const json = resourceJson(resource, {
+      oid,
+      personal: found.personal,
+      orders: needsRecords ? await deps.records.listOrders(consent!.citizenId) : [],
+      payments: needsRecords ? await deps.records.listPayments(consent!.citizenId) : [],
+      grantedScopes: scopes,
+      confirmed: { phone: found.citizen.phoneConfirmed, email: found.citizen.emailConfirmed },
+    });
+    // The read is on record before the data leaves; no values, only which fields.
+    await deps.audit.append({
+      actor: `partner:${claims.client_id}`,
+      action: 'data.read',
+      subject: `consent:${consent!.id}`,
+      details: { resource, fields: fieldsReturned(resource, scopes), token: claims.jti },
+    });
+    return json;
+  }
+
+  const send = async (
+    request: FastifyRequest,
+    reply: import('fastify').FastifyReply,
+    resource: DataResource,
+  ) => {
+    const json = await read(request, resource);
+    if ((request.headers.accept ?? '').includes('application/xml')) {
+      return reply.type('application/xml; charset=utf-8').send(toXml(resource, json as never));
+    }
+    return reply.type('application/json; charset=utf-8').send(json);
+  };
+
+  app.get(
+    '/rs/prns/:oid',
+    { schema: { summary: 'The citizen, fields filtered by the consent', params: OidParams } },
+    async (request, reply) => send(request, reply, 'person'),
+  );
+
+  app.get(
+    '/rs/prns/:oid/:collection',
+    {
+      schema: {
+        summary: 'Documents, addresses, contacts, state service applications or payments',
+        params: Type.Object({
+          oid: Type.String({ minLength: 1, maxLength: 128 }),
+          collection: Type.Union(Object.keys(PATHS).map((k) => Type.Literal(k))),
+        }),
+      },
+    },
+    async (request, reply) =>
+      send(request, reply, PATHS[(request.params as { collection: string }).collection]!),
+  );
+}

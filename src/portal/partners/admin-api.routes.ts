@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { timingSafeEqualString } from '../../platform/crypto/index.js';
+import { ForbiddenError, UnauthorizedError } from '../../platform/http/errors.js';
+import type { PartnerService } from './partner.service.js';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/**
+ * The admin API for commands that change a running portal (`soglasie partner add`): on
+ * loopback only, authenticated by the token in the data directory (mode 0600), because
+ * the embedded database belongs to the running process.
+ */
+export function registerAdminApi(
+  app: FastifyInstance,
+  deps: { token: string; partners: PartnerService; caPem: string; issuer: string; mtlsUrl: string },
+): void {
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/admin-api/')) return;
+    // The socket address, not X-Forwarded-For: a proxy must not open this door.
+    if (!LOOPBACK.has(request.raw.socket.remoteAddress ?? '')) {
+      throw new ForbiddenError('The admin API answers on loopback only.');
+    }
+    const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    if (!given || !timingSafeEqualString(given, deps.token)) {
+      throw new UnauthorizedError('The admin token is missing or wrong.');
+    }
+  });
+
+  app.post(
+    '/admin-api/partners',
+    {
+      config: { csrf: false },
+      schema: {
+        summary: 'Register a partner client (used by `soglasie partner add`)',
+        body: Type.Object({
+          name: Type.String({ minLength: 1, maxLength: 200 }),
+          redirect_uris: Type.Array(Type.String({ maxLength: 2000 }), {
+            minItems: 1,
+            maxItems: 10,
+          }),
+          signing_jwk: Type.Record(Type.String(), Type.Unknown()),
+          csr: Type.String({ maxLength: 16_384 }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as {
+        name: string;
+        redirect_uris: string[];
+        signing_jwk: Record<string, unknown>;
+        csr: string;
+      };
+      const partner = await deps.partners.register({
+        name: body.name,
+        redirectUris: body.redirect_uris,
+        signingJwk: body.signing_jwk,
+        csrPem: body.csr,
+      });
+      return reply.status(201).send({
+        client_id: partner.clientId,
+        issuer: deps.issuer,
+        redirect_uris: body.redirect_uris,
+        mtls_endpoints: {
+          token_endpoint: `${deps.mtlsUrl}/token`,
+          pushed_authorization_request_endpoint: `${deps.mtlsUrl}/request`,
+          introspection_endpoint: `${deps.mtlsUrl}/token/introspection`,
+          revocation_endpoint: `${deps.mtlsUrl}/token/revocation`,
+          data_api: `${deps.mtlsUrl}/rs`,
+          status: `${deps.mtlsUrl}/status`,
+        },
+        client_certificate: partner.certPem,
+        ca_certificate: deps.caPem,
+        certificate_thumbprint: partner.thumbprint,
+      });
+    },
+  );
+}

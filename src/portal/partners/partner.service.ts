@@ -1,0 +1,120 @@
+import type { JWK } from 'jose';
+import type { Clock } from '../../platform/clock.js';
+import { BadRequestError } from '../../platform/http/errors.js';
+import type { IdGenerator } from '../../platform/ids.js';
+import type { CertificateAuthority } from '../../platform/pki/index.js';
+import type { OidcStore } from '../oidc/oidc.store.js';
+import { SIGNING_ALG } from '../oidc/signing-keys.js';
+import type { PartnerStore } from './partner.store.js';
+
+export interface PartnerRegistration {
+  name: string;
+  redirectUris: string[];
+  /** The partner's public signing key for private_key_jwt (a JWK with kid). */
+  signingJwk: JWK;
+  /** A PKCS#10 request for the partner's client certificate. */
+  csrPem: string;
+}
+
+export interface RegisteredPartner {
+  clientId: string;
+  certPem: string;
+  thumbprint: string;
+}
+
+const CLIENT_CERT_DAYS = 365;
+const ALLOWED_KEY_TYPES = new Set(['EC', 'RSA', 'OKP']);
+
+/**
+ * Registers a partner: its OAuth client (FAPI 2.0: private_key_jwt, certificate-bound
+ * tokens, pairwise subjects, exact redirect URIs) and its client certificate from its CSR.
+ */
+export function createPartnerService(deps: {
+  partners: PartnerStore;
+  oidc: OidcStore;
+  authority: CertificateAuthority;
+  clock: Clock;
+  ids: IdGenerator;
+  /** Refuse non-https redirect URIs outside demo mode. */
+  allowHttpRedirects: boolean;
+}) {
+  return {
+    async register(input: PartnerRegistration): Promise<RegisteredPartner> {
+      const name = input.name.trim();
+      if (!name || name.length > 200) throw invalid('name must be 1–200 characters');
+      if (input.redirectUris.length === 0 || input.redirectUris.length > 10) {
+        throw invalid('give from 1 to 10 redirect URIs');
+      }
+      for (const uri of input.redirectUris) checkRedirectUri(uri, deps.allowHttpRedirects);
+      const jwk = input.signingJwk;
+      if (!jwk || typeof jwk !== 'object' || !ALLOWED_KEY_TYPES.has(String(jwk.kty)) || !jwk.kid) {
+        throw invalid('signing_jwk must be a public JWK (EC, RSA or OKP) with a kid');
+      }
+      if ('d' in jwk || 'p' in jwk) throw invalid('signing_jwk must be the public key only');
+
+      const clientId = `partner-${deps.ids.token(12)}`;
+      const cert = await deps.authority.issueClientCertificate({
+        csrPem: input.csrPem,
+        validityDays: CLIENT_CERT_DAYS,
+        subject: { commonName: clientId, organization: name.slice(0, 64) },
+      });
+      const now = deps.clock.now();
+      await deps.oidc.upsert({
+        model: 'Client',
+        id: clientId,
+        payload: {
+          client_id: clientId,
+          client_name: name,
+          redirect_uris: input.redirectUris,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'private_key_jwt',
+          token_endpoint_auth_signing_alg: jwk.alg ?? 'ES256',
+          id_token_signed_response_alg: SIGNING_ALG,
+          tls_client_certificate_bound_access_tokens: true,
+          subject_type: 'pairwise',
+          jwks: { keys: [jwk] },
+          authorization_details_types: ['soglasie_consent'],
+        },
+        grant_id: null,
+        user_code: null,
+        uid: null,
+        expires_at: null,
+        consumed_at: null,
+      });
+      await deps.partners.insert({
+        client_id: clientId,
+        name,
+        cert_thumbprint: cert.thumbprint,
+        cert_serial: cert.serialNumber,
+        cert_expires_at: new Date(now.getTime() + CLIENT_CERT_DAYS * 86_400_000),
+        status: 'active',
+        created_at: now,
+      });
+      return { clientId, certPem: cert.certPem, thumbprint: cert.thumbprint };
+    },
+
+    byThumbprint: (thumbprint: string) => deps.partners.byThumbprint(thumbprint),
+    byClientId: (clientId: string) => deps.partners.byClientId(clientId),
+  };
+}
+
+export type PartnerService = ReturnType<typeof createPartnerService>;
+
+function checkRedirectUri(uri: string, allowHttp: boolean) {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw invalid(`redirect URI ${uri} is not a URL`);
+  }
+  if (url.hash) throw invalid('redirect URIs must not have a fragment');
+  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1';
+  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:' && loopback)) {
+    throw invalid('redirect URIs must use https (http only for localhost in demo mode)');
+  }
+}
+
+function invalid(message: string) {
+  return new BadRequestError('INVALID_PARTNER', `Partner registration refused: ${message}.`);
+}
