@@ -10,6 +10,11 @@ import { createCustomerService } from './customers/customer.service.js';
 import { createCustomerStore, type CustomerTables } from './customers/customer.store.js';
 import { registerCustomerRoutes } from './customers/customer.routes.js';
 import type { BankDB } from './db.js';
+import { createSignedIn } from './customers/signed-in.js';
+import { loadPortalClient } from './portal-access/portal-client.js';
+import { registerPortalAccessRoutes } from './portal-access/portal-access.routes.js';
+import { createPortalLinkService } from './portal-access/portal-link.service.js';
+import { createPortalLinkStore, type PortalLinkTables } from './portal-access/portal-link.store.js';
 
 export const BANK_SITE = 'Банк · интернет-банк';
 
@@ -18,6 +23,9 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
   const { config, clock, ids, db } = runtime;
   const look = { site: BANK_SITE, theme: 'bank' as const, demo: config.demo };
 
+  const portal = loadPortalClient(config.bank.partnerDir, {
+    allowHttpIssuer: config.mode !== 'production',
+  });
   const app = await createHttpApp({
     service: 'bank',
     look,
@@ -27,7 +35,10 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     secureCookies: config.mode === 'production',
     trustedProxies: config.trustedProxies,
     health: () => runtime.database.ping(),
+    // Linking posts a form whose answer redirects to the portal.
+    formActionOrigins: [new URL(config.bank.portalIssuer).origin],
   });
+  app.addHook('onClose', async () => portal?.close());
 
   const customers = createCustomerService({
     store: createCustomerStore(db as unknown as Kysely<CustomerTables>),
@@ -36,11 +47,12 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     ids,
   });
 
+  const limiter = createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock);
   registerLoginRoutes(app, {
     look,
     clock,
     codes: createOneTimeCodes(db as unknown as Kysely<OneTimeCodeTables>, clock, ids),
-    limiter: createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock),
+    limiter,
     notifier: runtime.notifier,
     findAccount: async (identifier) => {
       const id = await customers.findIdByUsername(identifier);
@@ -60,10 +72,24 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     },
   });
 
-  registerCustomerRoutes(app, { customers, look });
+  const links = createPortalLinkService({
+    portal,
+    store: createPortalLinkStore(db as unknown as Kysely<PortalLinkTables>),
+    keyring: runtime.keyring,
+    clock,
+  });
+  const signedIn = createSignedIn(customers, look);
+  registerCustomerRoutes(app, { signedIn, portalData: (id) => links.view(id) });
+  registerPortalAccessRoutes(app, {
+    signedIn,
+    customers,
+    links,
+    limiter,
+    publicUrl: config.bank.publicUrl,
+  });
   if (runtime.outbox) registerDevOutbox(app, runtime.outbox);
 
-  return Object.assign(app, { customers });
+  return Object.assign(app, { customers, links });
 }
 
 export type BankApp = Awaited<ReturnType<typeof buildBankApp>>;

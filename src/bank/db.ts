@@ -3,9 +3,11 @@ import type { AttemptTables } from '../platform/limits/attempt-limiter.js';
 import type { OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
 import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
 import type { CustomerTables } from './customers/customer.store.js';
+import type { PortalLinkTables } from './portal-access/portal-link.store.js';
 
 export type BankDB = SessionTables &
   AttemptTables &
   OneTimeCodeTables &
   ServiceKeyTables &
-  CustomerTables;
+  CustomerTables &
+  PortalLinkTables;

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
+import { createPortalLinkTables } from './portal-access/portal-link.store.js';
 
 /** The bank's schema, in order. Never edit a migration that has shipped; add one. */
 export const bankMigrations: Record<string, Migration> = {
@@ -18,6 +19,11 @@ export const bankMigrations: Record<string, Migration> = {
           personal_updated_at timestamptz not null,
           created_at timestamptz not null
         )`.execute(db);
+    },
+  },
+  '0003_portal_links': {
+    async up(db: Kysely<never>) {
+      await createPortalLinkTables(db);
     },
   },
 };

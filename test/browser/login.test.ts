@@ -1,23 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/chromium.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/platform/http/logger.js';
 import { startService, type RunningService } from '../../src/services.js';
-
-/** Debian's Chromium, with the flags this machine needs (never a downloaded browser). */
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 async function codeFor(service: RunningService, to: string): Promise<string> {
   const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
@@ -53,7 +42,7 @@ describe('a person logs in with a real browser', () => {
     const logger = createLogger({ name: 'browser-test', level: 'silent' });
     portal = await startService('portal', config, { seed: true, logger });
     bank = await startService('bank', config, { seed: true, logger });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {

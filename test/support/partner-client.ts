@@ -3,6 +3,10 @@ import path from 'node:path';
 import { importJWK, type JWK } from 'jose';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { expect } from 'vitest';
+import { HttpClient } from './demo-process.js';
+
+const PASSWORD = 'Demo-Passw0rd!';
 
 /**
  * A relying party built only from what `partner add` wrote and the public openid-client
@@ -40,4 +44,62 @@ export async function partnerClient(partnerDir: string, opts: { withCertificate?
   const request = (url: string, headers: Record<string, string> = {}) =>
     undiciFetch(url, { headers, dispatcher: agent });
   return { config, info, agent, request, close: () => agent.close() };
+}
+
+async function outboxCode(base: string, to: string): Promise<string> {
+  const res = await fetch(`${base}/dev/outbox?to=${encodeURIComponent(to)}`);
+  return ((await res.json()) as { code: string }[])[0]!.code;
+}
+
+/**
+ * The citizen's browser: from the authorization URL through the portal's login, the
+ * consent screen (leaving `uncheck` unticked) and the code, to the redirect back.
+ */
+export async function citizenApproves(
+  portalUrl: string,
+  authorizationUrl: URL,
+  opts: { uncheck?: string[] } = {},
+): Promise<{ callback: URL; consentPage: string }> {
+  const browser = new HttpClient(portalUrl);
+  let res = await browser.request(authorizationUrl.href);
+  let consentPage = '';
+  for (let hops = 0; hops < 20; hops++) {
+    if (res.status === 303 || res.status === 302) {
+      const location = new URL(res.location!, portalUrl);
+      if (location.origin !== new URL(portalUrl).origin) return { callback: location, consentPage };
+      res = await browser.request(location.href);
+      continue;
+    }
+    expect(res.status, res.body.slice(0, 500)).toBe(200);
+    if (res.body.includes('data-testid="login-username"')) {
+      res = await browser.request('/login', {
+        form: { _csrf: HttpClient.csrf(res.body), username: '+79990000001', password: PASSWORD },
+      });
+      const codePage = await browser.request(res.location!);
+      res = await browser.request('/login/code', {
+        form: {
+          _csrf: HttpClient.csrf(codePage.body),
+          code: await outboxCode(portalUrl, '+79990000001'),
+        },
+      });
+    } else if (res.body.includes('data-testid="consent-approve"')) {
+      consentPage = res.body;
+      const action = /action="(\/interaction\/[^"]+\/confirm)"/.exec(res.body)![1]!;
+      const scopes = [...res.body.matchAll(/name="scope" value="([a-z_]+)"/g)].map((m) => m[1]!);
+      const form = new URLSearchParams({ _csrf: HttpClient.csrf(res.body) });
+      for (const s of new Set(scopes)) if (!opts.uncheck?.includes(s)) form.append('scope', s);
+      res = await browser.request(action, { form });
+    } else if (res.body.includes('/approve"')) {
+      const action = /action="(\/interaction\/[^"]+\/approve)"/.exec(res.body)![1]!;
+      res = await browser.request(action, {
+        form: {
+          _csrf: HttpClient.csrf(res.body),
+          code: await outboxCode(portalUrl, '+79990000001'),
+        },
+      });
+    } else {
+      throw new Error(`unexpected page:\n${res.body.slice(0, 800)}`);
+    }
+  }
+  throw new Error('too many redirects');
 }

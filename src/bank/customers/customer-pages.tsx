@@ -1,4 +1,6 @@
 import { Layout, type LayoutProps } from '../../platform/views/layout.js';
+import { LinkStatus, PortalDataSection } from '../portal-access/portal-pages.js';
+import type { LinkView } from '../portal-access/portal-link.service.js';
 import type { Customer } from './customer.service.js';
 
 type Chrome = Omit<LayoutProps, 'title' | 'children'>;
@@ -8,7 +10,11 @@ function ruDate(iso: string): string {
   return `${d}.${m}.${y}`;
 }
 
-export function ProfilePage(props: { chrome: Chrome; customer: Customer }) {
+export function ProfilePage(props: {
+  chrome: Chrome;
+  customer: Customer;
+  link?: LinkView | undefined;
+}) {
   const p = props.customer.personal;
   return (
     <Layout {...props.chrome} title="Профиль">
@@ -27,7 +33,9 @@ export function ProfilePage(props: { chrome: Chrome; customer: Customer }) {
         <p class="hint">
           Проверьте, что данные верны: после связи с Госуслугами банк сверит их с данными портала.
         </p>
+        <LinkStatus link={props.link} />
       </section>
+      {props.link ? <PortalDataSection link={props.link} /> : null}
     </Layout>
   );
 }

@@ -1,40 +1,15 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { h } from 'preact';
 import { ForbiddenError } from '../../platform/http/errors.js';
-import { requireLogin } from '../../platform/login/login-routes.js';
-import type { LayoutProps } from '../../platform/views/layout.js';
+import type { LinkView } from '../portal-access/portal-link.service.js';
 import { OperatorHomePage, ProfilePage } from './customer-pages.js';
-import type { CustomerService } from './customer.service.js';
+import type { SignedIn } from './signed-in.js';
 
 export function registerCustomerRoutes(
   app: FastifyInstance,
-  deps: { customers: CustomerService; look: Pick<LayoutProps, 'site' | 'theme' | 'demo'> },
+  deps: { signedIn: SignedIn; portalData: (customerId: string) => Promise<LinkView | undefined> },
 ): void {
-  async function signedIn(request: FastifyRequest, reply: FastifyReply) {
-    const id = requireLogin(request, reply);
-    if (!id) return undefined;
-    const customer = await deps.customers.get(id);
-    if (!customer) {
-      await request.session.destroy();
-      void reply.redirect('/login', 303);
-      return undefined;
-    }
-    const isOperator = customer.roles.includes('operator');
-    const nav = isOperator
-      ? [{ href: '/operator', label: 'Заявки и обращения' }]
-      : [{ href: '/profile', label: 'Профиль' }];
-    const p = customer.personal;
-    const chrome = {
-      ...deps.look,
-      nav,
-      user: {
-        name: `${p.firstName} ${p.lastName}`,
-        csrf: await request.session.csrfToken(),
-        logoutAction: '/logout',
-      },
-    };
-    return { customer, chrome, isOperator };
-  }
+  const signedIn = deps.signedIn;
 
   app.get('/', { schema: { hide: true } }, async (request, reply) => {
     const ctx = request.session.userId ? await signedIn(request, reply) : undefined;
@@ -45,7 +20,13 @@ export function registerCustomerRoutes(
   app.get('/profile', { schema: { hide: true } }, async (request, reply) => {
     const ctx = await signedIn(request, reply);
     if (!ctx) return reply;
-    return reply.page(h(ProfilePage, { chrome: ctx.chrome, customer: ctx.customer }));
+    return reply.page(
+      h(ProfilePage, {
+        chrome: ctx.chrome,
+        customer: ctx.customer,
+        link: await deps.portalData(ctx.customer.id),
+      }),
+    );
   });
 
   app.get('/operator', { schema: { hide: true } }, async (request, reply) => {

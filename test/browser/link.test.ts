@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/chromium.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/platform/http/logger.js';
+import { registerDemoBank, startService, type RunningService } from '../../src/services.js';
+import { demoPorts } from '../support/demo-process.js';
+
+const PASSWORD = 'Demo-Passw0rd!';
+
+async function latestCode(service: RunningService, to: string): Promise<string> {
+  const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
+  return ((await res.json()) as { code: string }[])[0]!.code;
+}
+
+/** J2 and J3 in a real browser: link the bank to the portal, then a test request. */
+describe('a bank customer links their portal account (J2) and runs a test request (J3)', () => {
+  let dataDir: string;
+  let portal: RunningService;
+  let bank: RunningService;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-link-'));
+    const config = loadConfig({
+      SOGLASIE_MODE: 'demo',
+      SOGLASIE_DATA_DIR: dataDir,
+      ...(await demoPorts()),
+    });
+    const logger = createLogger({ name: 'browser-test', level: 'silent' });
+    portal = await startService('portal', config, { seed: true, logger });
+    await registerDemoBank(config, portal);
+    bank = await startService('bank', config, { seed: true, logger });
+    browser = await launchChromium();
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await bank?.close();
+    await portal?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function bankLogin(page: Page) {
+    await page.goto(`${bank.url}/login`);
+    await page.getByTestId('login-username').fill('ivanov');
+    await page.getByTestId('login-password').fill(PASSWORD);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('otp-code').fill(await latestCode(bank, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+    await page.waitForURL(`${bank.url}/profile`);
+  }
+
+  it('links, sees «Доступ предоставлен» and the portal data, and gets an application status', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await page.goto(`${bank.url}/security`);
+    expect(await page.getByTestId('portal-link-status').textContent()).toContain('не связан');
+
+    await page.getByTestId('link-portal').click();
+    await page.getByTestId('reconfirm-password').fill(PASSWORD);
+    await page.getByTestId('reconfirm-submit').click();
+
+    // At the portal: its own login with its own SMS code.
+    await page.waitForURL(/\/login\?next=/);
+    expect(page.url().startsWith(portal.url)).toBe(true);
+    await page.getByTestId('login-username').fill('+79990000001');
+    await page.getByTestId('login-password').fill(PASSWORD);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+
+    // The consent screen: who, why, the real (masked) values; optional data can be unticked.
+    await page.getByTestId('consent-approve').waitFor();
+    expect(await page.getByTestId('consent-partner').textContent()).toBe('Банк');
+    expect(await page.getByTestId('consent-scope-fullname').isDisabled()).toBe(true);
+    expect(await page.getByTestId('consent-preview-fullname').textContent()).toContain(
+      'Иванов Иван Иванович',
+    );
+    await page.getByTestId('consent-scope-gender').uncheck();
+    await page.getByTestId('consent-approve').click();
+    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+
+    // Back at the bank.
+    await page.waitForURL(`${bank.url}/security?linked=1`);
+    const status = await page.getByTestId('portal-link-status').textContent();
+    expect(status).toContain('Доступ предоставлен');
+    expect(status).toContain('СНИЛС');
+    expect(status).not.toContain('пол');
+
+    await page.goto(`${bank.url}/profile`);
+    expect(await page.getByTestId('portal-data').textContent()).toContain('Иванов Иван Иванович');
+
+    await page.goto(`${bank.url}/gosuslugi`);
+    await page.getByTestId('portal-test-request').click();
+    await page.getByTestId('portal-test-result').waitFor();
+    expect(await page.getByTestId('portal-test-result').textContent()).toMatch(
+      /Заявление № \S+ «.+»: /,
+    );
+    await page.close();
+  });
+
+  it('a refusal at the portal lands on a clear page at the bank', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await page.goto(`${bank.url}/security/portal/link`);
+    await page.getByTestId('reconfirm-password').fill(PASSWORD);
+    await page.getByTestId('reconfirm-submit').click();
+    await page.waitForURL(/\/login\?next=/);
+    await page.getByTestId('login-username').fill('+79990000001');
+    await page.getByTestId('login-password').fill(PASSWORD);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+    await page.getByTestId('consent-deny').click();
+    await page.waitForURL(new RegExp(`^${bank.url}/portal/callback`));
+    expect(await page.getByRole('alert').textContent()).toContain('Вы отказали в доступе');
+    await page.close();
+  });
+
+  it('a wrong bank password does not leave the bank', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await page.goto(`${bank.url}/security/portal/link`);
+    await page.getByTestId('reconfirm-password').fill('wrong-password');
+    await page.getByTestId('reconfirm-submit').click();
+    expect(await page.getByRole('alert').textContent()).toContain('Неверный пароль');
+    expect(page.url().startsWith(bank.url)).toBe(true);
+    await page.close();
+  });
+});
