@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
 import { createHttpApp } from '../platform/http/app-factory.js';
 import { createSessionStore, type SessionTables } from '../platform/http/session.store.js';
@@ -9,6 +10,8 @@ import type { ServiceRuntime } from '../platform/runtime/service-runtime.js';
 import { createCitizenService } from './citizens/citizen.service.js';
 import { createCitizenStore, type CitizenTables } from './citizens/citizen.store.js';
 import { registerCitizenRoutes } from './citizens/citizen.routes.js';
+import { createSignedIn } from './citizens/signed-in.js';
+import { registerAccessRoutes } from './consents/access.routes.js';
 import type { PortalDB } from './db.js';
 import type { FastifyInstance } from 'fastify';
 import type { JWK } from 'jose';
@@ -33,6 +36,7 @@ import { createPartnerService } from './partners/partner.service.js';
 import { createPartnerStore, type PartnerTables } from './partners/partner.store.js';
 
 export const PORTAL_SITE = 'Госуслуги · песочница';
+const DATA_API_GUIDE = new URL('../../docs/data-api.md', import.meta.url);
 
 export interface PortalOptions {
   /** The partner CA and listener certificate; without them there is no partner listener. */
@@ -100,8 +104,10 @@ export async function buildPortalApp(
     },
   });
 
+  const signedIn = createSignedIn(citizens, look);
   registerCitizenRoutes(app, {
     citizens,
+    signedIn,
     sealer: runtime.sealer,
     look,
     codes,
@@ -160,6 +166,11 @@ export async function buildPortalApp(
         }),
     });
   }
+  registerAccessRoutes(app, { consents, provider, signedIn });
+  // The sandbox's integration guide, linked from the discovery document.
+  app.get('/docs/data-api', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/markdown; charset=utf-8').send(await readFile(DATA_API_GUIDE, 'utf8')),
+  );
   registerInteractionRoutes(app, {
     provider,
     resource,

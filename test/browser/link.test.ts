@@ -95,6 +95,13 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.goto(`${bank.url}/profile`);
     expect(await page.getByTestId('portal-data').textContent()).toContain('Иванов Иван Иванович');
 
+    // The portal's «Управление доступом» shows the bank as connected.
+    await page.goto(`${portal.url}/access`);
+    const row = page.locator('[data-testid^="connection-partner-"]');
+    expect(await row.count()).toBe(1);
+    expect(await row.getByTestId('connection-status').textContent()).toBe('Активно');
+    expect(await row.getByTestId('connection-scopes').textContent()).toContain('СНИЛС');
+
     await page.goto(`${bank.url}/gosuslugi`);
     await page.getByTestId('portal-test-request').click();
     await page.getByTestId('portal-test-result').waitFor();

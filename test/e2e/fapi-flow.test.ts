@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgresUrl, testEngines } from '../support/databases.js';
 import { startDemo, type DemoProcess } from '../support/demo-process.js';
 import { citizenApproves, partnerClient } from '../support/partner-client.js';
 
@@ -19,146 +20,157 @@ const DETAILS = [
   },
 ];
 
-describe('FAPI 2.0 with a real OpenID client against the running demo', () => {
-  let dataDir: string;
-  let demo: DemoProcess;
-  let rp: Awaited<ReturnType<typeof partnerClient>>;
-  let mtlsUrl: string;
+describe.each(testEngines())(
+  'FAPI 2.0 with a real OpenID client against the running demo [$name]',
+  (engine) => {
+    let dataDir: string;
+    let demo: DemoProcess;
+    let rp: Awaited<ReturnType<typeof partnerClient>>;
+    let mtlsUrl: string;
+    let databases: { url: string; drop(): Promise<void> }[] = [];
 
-  beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-fapi-'));
-    demo = await startDemo({ SOGLASIE_DATA_DIR: dataDir });
-    rp = await partnerClient(path.join(dataDir, 'bank-partner'));
-    mtlsUrl = new URL(rp.info.mtls_endpoints.token_endpoint!).origin;
-  }, 90_000);
+    beforeAll(async () => {
+      dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-fapi-'));
+      const env: Record<string, string> = { SOGLASIE_DATA_DIR: dataDir };
+      if (engine.name === 'postgres') {
+        databases = [await freshPostgresUrl(), await freshPostgresUrl()];
+        env.PORTAL_DATABASE_URL = databases[0]!.url;
+        env.BANK_DATABASE_URL = databases[1]!.url;
+      }
+      demo = await startDemo(env);
+      rp = await partnerClient(path.join(dataDir, 'bank-partner'));
+      mtlsUrl = new URL(rp.info.mtls_endpoints.token_endpoint!).origin;
+    }, 90_000);
 
-  afterAll(async () => {
-    await rp?.close();
-    if (demo?.child.exitCode === null) await demo.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  async function authorize(uncheck: string[] = []) {
-    const codeVerifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
-      redirect_uri: rp.info.redirect_uris[0]!,
-      scope: SCOPES,
-      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      state,
-      authorization_details: JSON.stringify(DETAILS),
+    afterAll(async () => {
+      await rp?.close();
+      if (demo?.child.exitCode === null) await demo.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      for (const database of databases) await database.drop();
     });
-    const { callback, consentPage } = await citizenApproves(demo.portalUrl, url, { uncheck });
-    const tokens = await client.authorizationCodeGrant(rp.config, callback, {
-      pkceCodeVerifier: codeVerifier,
-      expectedState: state,
-    });
-    return { tokens, callback, consentPage, codeVerifier, state };
-  }
 
-  const get = (token: string, resource: string, accept = 'application/json') =>
-    client.fetchProtectedResource(
-      rp.config,
-      token,
-      new URL(`${mtlsUrl}${resource}`),
-      'GET',
-      undefined,
-      new Headers({ accept }),
-    );
-
-  it('PAR → login → consent → code → token → data over mTLS, only the consented fields', async () => {
-    const { tokens, callback, consentPage } = await authorize(['orders']);
-    expect(callback.searchParams.get('iss')).toBe(rp.info.issuer);
-    expect(consentPage).toContain('Банк');
-    expect(consentPage).toContain('Оформление дебетовой карты');
-
-    const sub = tokens.claims()!.sub;
-    const person = await get(tokens.access_token, `/rs/prns/${sub}`);
-    expect(person.status).toBe(200);
-    const body = (await person.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ oid: sub, lastName: 'Иванов', firstName: 'Иван' });
-    expect(body.snils).toMatch(/^\d{3}-\d{3}-\d{3} \d{2}$/);
-    expect(body).not.toHaveProperty('gender'); // not requested
-
-    const docs = await get(tokens.access_token, `/rs/prns/${sub}/docs`);
-    expect(docs.status).toBe(200);
-    // Unticked on the consent screen: refused, whatever the token's scope says.
-    const orders = await get(tokens.access_token, `/rs/prns/${sub}/orders`);
-    expect(orders.status).toBe(403);
-    expect(await orders.json()).toMatchObject({ code: 'SCOPE_NOT_GRANTED' });
-
-    const xml = await get(tokens.access_token, `/rs/prns/${sub}/addrs`, 'application/xml');
-    expect(xml.headers.get('content-type')).toContain('application/xml');
-    expect(await xml.text()).toContain('urn:soglasie:data-api:1');
-  });
-
-  it('access tokens are JWTs that carry the consent and are bound to the certificate', async () => {
-    const { tokens } = await authorize();
-    const [, payload] = tokens.access_token.split('.');
-    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<
-      string,
-      unknown
-    >;
-    expect(claims.consent_id).toMatch(/^[0-9a-f-]{36}$/);
-    expect((claims.cnf as Record<string, string>)['x5t#S256']).toBeTruthy();
-    expect(tokens.token_type.toLowerCase()).toBe('bearer');
-
-    // The same token presented without the certificate it is bound to.
-    const stranger = await partnerClient(path.join(dataDir, 'bank-partner'), {
-      withCertificate: false,
-    });
-    await expect(
-      stranger.request(`${mtlsUrl}/rs/prns/${tokens.claims()!.sub}`, {
-        authorization: `Bearer ${tokens.access_token}`,
-      }),
-    ).rejects.toThrow();
-    await stranger.close();
-  });
-
-  it('each partner sees its own pairwise subject, and another oid is not found', async () => {
-    const { tokens } = await authorize();
-    const res = await get(tokens.access_token, `/rs/prns/someone-else`);
-    expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ code: 'SUBJECT_MISMATCH' });
-  });
-
-  it('a code works once', async () => {
-    const { callback, codeVerifier, state } = await authorize();
-    await expect(
-      client.authorizationCodeGrant(rp.config, callback, {
+    async function authorize(uncheck: string[] = []) {
+      const codeVerifier = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
+        redirect_uri: rp.info.redirect_uris[0]!,
+        scope: SCOPES,
+        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        authorization_details: JSON.stringify(DETAILS),
+      });
+      const { callback, consentPage } = await citizenApproves(demo.portalUrl, url, { uncheck });
+      const tokens = await client.authorizationCodeGrant(rp.config, callback, {
         pkceCodeVerifier: codeVerifier,
         expectedState: state,
-      }),
-    ).rejects.toMatchObject({ error: 'invalid_grant' });
-  });
-
-  it('refuses a token that is missing, tampered or signed with alg none', async () => {
-    const { tokens } = await authorize();
-    const sub = tokens.claims()!.sub;
-    const [h, p, s] = tokens.access_token.split('.');
-    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`;
-    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'x' })).toString('base64url')}.${s}`;
-    for (const token of [none, tampered]) {
-      const res = await rp.request(`${mtlsUrl}/rs/prns/${sub}`, {
-        authorization: `Bearer ${token}`,
       });
-      expect(res.status).toBe(401);
+      return { tokens, callback, consentPage, codeVerifier, state };
     }
-    const missing = await rp.request(`${mtlsUrl}/rs/prns/${sub}`);
-    expect(missing.status).toBe(401);
-    expect(await missing.json()).toMatchObject({ code: 'TOKEN_MISSING' });
-  });
 
-  it('refuses an authorization request that did not come through PAR', async () => {
-    const res = await fetch(
-      `${demo.portalUrl}/auth?client_id=${rp.info.client_id}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(rp.info.redirect_uris[0]!)}&code_challenge=abc&code_challenge_method=S256`,
-      { redirect: 'manual' },
-    );
-    expect([302, 303, 400]).toContain(res.status);
-    const where = res.headers.get('location') ?? '';
-    expect(where + (res.status === 400 ? await res.text() : '')).toMatch(
-      /invalid_request|request_uri/,
-    );
-  });
-});
+    const get = (token: string, resource: string, accept = 'application/json') =>
+      client.fetchProtectedResource(
+        rp.config,
+        token,
+        new URL(`${mtlsUrl}${resource}`),
+        'GET',
+        undefined,
+        new Headers({ accept }),
+      );
+
+    it('PAR → login → consent → code → token → data over mTLS, only the consented fields', async () => {
+      const { tokens, callback, consentPage } = await authorize(['orders']);
+      expect(callback.searchParams.get('iss')).toBe(rp.info.issuer);
+      expect(consentPage).toContain('Банк');
+      expect(consentPage).toContain('Оформление дебетовой карты');
+
+      const sub = tokens.claims()!.sub;
+      const person = await get(tokens.access_token, `/rs/prns/${sub}`);
+      expect(person.status).toBe(200);
+      const body = (await person.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ oid: sub, lastName: 'Иванов', firstName: 'Иван' });
+      expect(body.snils).toMatch(/^\d{3}-\d{3}-\d{3} \d{2}$/);
+      expect(body).not.toHaveProperty('gender'); // not requested
+
+      const docs = await get(tokens.access_token, `/rs/prns/${sub}/docs`);
+      expect(docs.status).toBe(200);
+      // Unticked on the consent screen: refused, whatever the token's scope says.
+      const orders = await get(tokens.access_token, `/rs/prns/${sub}/orders`);
+      expect(orders.status).toBe(403);
+      expect(await orders.json()).toMatchObject({ code: 'SCOPE_NOT_GRANTED' });
+
+      const xml = await get(tokens.access_token, `/rs/prns/${sub}/addrs`, 'application/xml');
+      expect(xml.headers.get('content-type')).toContain('application/xml');
+      expect(await xml.text()).toContain('urn:soglasie:data-api:1');
+    });
+
+    it('access tokens are JWTs that carry the consent and are bound to the certificate', async () => {
+      const { tokens } = await authorize();
+      const [, payload] = tokens.access_token.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+      expect(claims.consent_id).toMatch(/^[0-9a-f-]{36}$/);
+      expect((claims.cnf as Record<string, string>)['x5t#S256']).toBeTruthy();
+      expect(tokens.token_type.toLowerCase()).toBe('bearer');
+
+      // The same token presented without the certificate it is bound to.
+      const stranger = await partnerClient(path.join(dataDir, 'bank-partner'), {
+        withCertificate: false,
+      });
+      await expect(
+        stranger.request(`${mtlsUrl}/rs/prns/${tokens.claims()!.sub}`, {
+          authorization: `Bearer ${tokens.access_token}`,
+        }),
+      ).rejects.toThrow();
+      await stranger.close();
+    });
+
+    it('each partner sees its own pairwise subject, and another oid is not found', async () => {
+      const { tokens } = await authorize();
+      const res = await get(tokens.access_token, `/rs/prns/someone-else`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: 'SUBJECT_MISMATCH' });
+    });
+
+    it('a code works once', async () => {
+      const { callback, codeVerifier, state } = await authorize();
+      await expect(
+        client.authorizationCodeGrant(rp.config, callback, {
+          pkceCodeVerifier: codeVerifier,
+          expectedState: state,
+        }),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('refuses a token that is missing, tampered or signed with alg none', async () => {
+      const { tokens } = await authorize();
+      const sub = tokens.claims()!.sub;
+      const [h, p, s] = tokens.access_token.split('.');
+      const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${p}.`;
+      const tampered = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'x' })).toString('base64url')}.${s}`;
+      for (const token of [none, tampered]) {
+        const res = await rp.request(`${mtlsUrl}/rs/prns/${sub}`, {
+          authorization: `Bearer ${token}`,
+        });
+        expect(res.status).toBe(401);
+      }
+      const missing = await rp.request(`${mtlsUrl}/rs/prns/${sub}`);
+      expect(missing.status).toBe(401);
+      expect(await missing.json()).toMatchObject({ code: 'TOKEN_MISSING' });
+    });
+
+    it('refuses an authorization request that did not come through PAR', async () => {
+      const res = await fetch(
+        `${demo.portalUrl}/auth?client_id=${rp.info.client_id}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(rp.info.redirect_uris[0]!)}&code_challenge=abc&code_challenge_method=S256`,
+        { redirect: 'manual' },
+      );
+      expect([302, 303, 400]).toContain(res.status);
+      const where = res.headers.get('location') ?? '';
+      expect(where + (res.status === 400 ? await res.text() : '')).toMatch(
+        /invalid_request|request_uri/,
+      );
+    });
+  },
+);

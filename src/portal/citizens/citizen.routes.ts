@@ -16,12 +16,13 @@ import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
 import { totpUri } from '../../platform/otp/totp.js';
 import type { LayoutProps } from '../../platform/views/layout.js';
 import type { CitizenRole } from './citizen.js';
-import { fullName } from './citizen.js';
 import { PersonalDataPage, SecurityPage, StaffHomePage } from './citizen-pages.js';
 import type { CitizenService } from './citizen.service.js';
+import type { CitizenSignedIn } from './signed-in.js';
 
 export interface CitizenRoutesDeps {
   citizens: CitizenService;
+  signedIn: CitizenSignedIn;
   sealer: Sealer;
   codes: OneTimeCodes;
   limiter: AttemptLimiter;
@@ -34,33 +35,7 @@ const CsrfOnly = Type.Object({ _csrf: Type.String({ maxLength: 128 }) });
 export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesDeps): void {
   const { citizens } = deps;
 
-  /** Loads the logged-in citizen with the page chrome; pages call this first. */
-  async function signedIn(request: FastifyRequest, reply: FastifyReply) {
-    const id = requireLogin(request, reply);
-    if (!id) return undefined;
-    const found = await citizens.personalData(id);
-    if (!found) {
-      await request.session.destroy();
-      void reply.redirect('/login', 303);
-      return undefined;
-    }
-    const csrf = await request.session.csrfToken();
-    const roles = found.citizen.roles;
-    const nav = [
-      { href: '/profile', label: 'Личные данные' },
-      { href: '/security', label: 'Безопасность' },
-      ...(roles.includes('security')
-        ? [{ href: '/security-center', label: 'Центр безопасности' }]
-        : []),
-      ...(roles.includes('admin') ? [{ href: '/admin', label: 'Администрирование' }] : []),
-    ];
-    const chrome = {
-      ...deps.look,
-      nav,
-      user: { name: fullName(found.personal), csrf, logoutAction: '/logout' },
-    };
-    return { ...found, csrf, chrome };
-  }
+  const signedIn = deps.signedIn;
 
   const securityPage = async (
     request: FastifyRequest,

@@ -151,6 +151,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     const records = {
       orders: await deps.records.listOrders(ctx.userId),
       payments: await deps.records.listPayments(ctx.userId),
+      confirmed: { phone: ctx.citizen.phoneConfirmed, email: ctx.citizen.emailConfirmed },
     };
     const optional = new Set(ctx.consentRequest.optionalScopes);
     return ctx.consentRequest.scopes.map((scope) => ({

@@ -1,0 +1,94 @@
+import { Layout, type LayoutProps } from '../../platform/views/layout.js';
+import {
+  CONSENT_STATUS_LABELS,
+  CONSENT_TYPES,
+  type Consent,
+  type ConsentEvent,
+} from './consent.js';
+
+type Chrome = Omit<LayoutProps, 'title' | 'children'>;
+
+export interface ConnectionView {
+  clientId: string;
+  partnerName: string;
+  consent: Consent;
+  scopeLabels: string[];
+  events: ConsentEvent[];
+  /** Earlier consents with the same partner, newest first. */
+  earlier: Consent[];
+}
+
+const EVENT_LABELS: Record<string, string> = {
+  granted: 'Доступ предоставлен',
+  revoked: 'Доступ отключён',
+  expired: 'Истёк срок согласия',
+  paused: 'Доступ приостановлен',
+  resumed: 'Доступ возобновлён',
+};
+
+const when = (d: Date) =>
+  d.toLocaleString('ru-RU', {
+    timeZone: 'Europe/Moscow',
+    day: '2-digit',
+    month: '2-digit',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+const day = (d: Date) =>
+  d.toLocaleDateString('ru-RU', {
+    timeZone: 'Europe/Moscow',
+    day: '2-digit',
+    month: '2-digit',
+    year: 'numeric',
+  });
+
+/** «Настройки → Управление доступом»: who has access to what, since when, until when. */
+export function AccessManagementPage(props: { chrome: Chrome; connections: ConnectionView[] }) {
+  return (
+    <Layout {...props.chrome} title="Управление доступом">
+      <p>Организации и сервисы, которым вы предоставили доступ к своим данным на Госуслугах.</p>
+      <div data-testid="connections-list">
+        {props.connections.length === 0 ? (
+          <section class="card">
+            <p>Вы пока никому не предоставляли доступ.</p>
+          </section>
+        ) : (
+          props.connections.map((c) => (
+            <section class="card" data-testid={`connection-${c.clientId}`}>
+              <h2>{c.partnerName}</h2>
+              <dl class="facts">
+                <dt>Статус</dt>
+                <dd data-testid="connection-status">{CONSENT_STATUS_LABELS[c.consent.status]}</dd>
+                <dt>Цель</dt>
+                <dd>{CONSENT_TYPES[c.consent.type]}</dd>
+                <dt>Данные</dt>
+                <dd data-testid="connection-scopes">{c.scopeLabels.join(', ')}</dd>
+                <dt>Предоставлен</dt>
+                <dd>{c.consent.grantedAt ? when(c.consent.grantedAt) : '—'}</dd>
+                <dt>Действует до</dt>
+                <dd>{day(c.consent.expiresAt)}</dd>
+              </dl>
+              <details>
+                <summary>История</summary>
+                <ul>
+                  {c.events.map((e) => (
+                    <li>
+                      {when(e.at)} — {EVENT_LABELS[e.type] ?? e.type}
+                    </li>
+                  ))}
+                  {c.earlier.map((e) => (
+                    <li class="hint">
+                      Прежнее согласие от {e.grantedAt ? day(e.grantedAt) : day(e.createdAt)}:{' '}
+                      {CONSENT_STATUS_LABELS[e.status]}
+                    </li>
+                  ))}
+                </ul>
+              </details>
+            </section>
+          ))
+        )}
+      </div>
+    </Layout>
+  );
+}

@@ -1,0 +1,28 @@
+import { X509Certificate } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
+import { expect, it } from 'vitest';
+import { freshDatabase } from '../../../test/support/databases.js';
+import { manualClock } from '../../platform/clock.js';
+import { migrateToLatest } from '../../platform/db/index.js';
+import { randomIds } from '../../platform/ids.js';
+import { createCertificateAuthority, createCertificateSigningRequest, loadCertificateAuthority } from '../../platform/pki/index.js';
+import type { PortalDB } from '../db.js';
+import { portalMigrations } from '../migrations.js';
+import { createOidcStore } from '../oidc/oidc.store.js';
+import { createPartnerService } from './partner.service.js';
+import { createPartnerStore } from './partner.store.js';
+it('probe', async () => {
+  const clock = manualClock('2026-12-01T09:00:00Z');
+  const ca = await createCertificateAuthority({ commonName: 'CA', validityDays: 30, clock });
+  const authority = await loadCertificateAuthority(ca.certPem, ca.keyPem, { clock });
+  const { csrPem } = await createCertificateSigningRequest({ commonName: 'b' });
+  const keys = await generateKeyPair('ES256', { extractable: true });
+  const db = await freshDatabase<PortalDB>({ name: 'pglite' });
+  await migrateToLatest(db, portalMigrations);
+  const svc = createPartnerService({ partners: createPartnerStore(db.db), oidc: createOidcStore(db.db), authority, clock, ids: randomIds, allowHttpRedirects: false });
+  const r = await svc.register({ name: 'B', redirectUris: ['https://b.test/cb'], signingJwk: { ...(await exportJWK(keys.publicKey)), kid: 'k' }, csrPem });
+  const row = await svc.byClientId(r.clientId);
+  console.log('row', new Date(row!.cert_expires_at).toISOString(), 'cert', new Date(new X509Certificate(r.certPem).validTo).toISOString());
+  await db.close();
+  expect(1).toBe(1);
+});
