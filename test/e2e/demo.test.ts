@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,63 @@ describe('the demo as `npm start` runs it (embedded databases)', () => {
     const logLines = logs.split('\n').filter((l) => l.startsWith('{'));
     expect(logLines.length).toBeGreaterThan(5);
     expect(logLines.join('\n')).not.toContain(PASSWORD);
+  });
+
+  it('`soglasie partner add` registers a partner while the demo runs', async () => {
+    const out = path.join(dataDir, 'new-partner');
+    const run = runCli(
+      [
+        'partner',
+        'add',
+        '--name',
+        'Тестовый банк',
+        '--redirect-uri',
+        'http://localhost:4999/cb',
+        '--out',
+        out,
+      ],
+      { SOGLASIE_DATA_DIR: dataDir, PORTAL_HTTP_PORT: new URL(demo.portalUrl).port },
+    );
+    expect(await run.exited).toBe(0);
+    const info = JSON.parse(readFileSync(path.join(out, 'client.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(info.client_id).toMatch(/^partner-/);
+    expect(info.issuer).toBe(demo.portalUrl);
+    for (const secret of ['signing-key.jwk.json', 'client-key.pem']) {
+      expect(statSync(path.join(out, secret)).mode & 0o777).toBe(0o600);
+    }
+    const jwk = JSON.parse(readFileSync(path.join(out, 'signing-key.jwk.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(jwk.kid).toBeTruthy();
+    expect(jwk.d).toBeTruthy();
+    // The new certificate opens the partner listener and names the new partner.
+    const agent = new Agent({
+      connect: {
+        ca: readFileSync(path.join(out, 'ca.pem'), 'utf8'),
+        cert: readFileSync(path.join(out, 'client-cert.pem'), 'utf8'),
+        key: readFileSync(path.join(out, 'client-key.pem'), 'utf8'),
+      },
+    });
+    const mtls = (info.mtls_endpoints as Record<string, string>).status!;
+    const status = await undiciFetch(mtls, { dispatcher: agent });
+    expect(await status.json()).toMatchObject({
+      partner: { client_id: info.client_id, name: 'Тестовый банк' },
+    });
+    await agent.close();
+
+    const refused = runCli(
+      ['partner', 'add', '--name', 'X', '--redirect-uri', 'ftp://nope', '--out', out + '2'],
+      {
+        SOGLASIE_DATA_DIR: dataDir,
+        PORTAL_HTTP_PORT: new URL(demo.portalUrl).port,
+      },
+    );
+    expect(await refused.exited).toBe(1);
+    expect(refused.output()).toContain('redirect URIs must use https');
   });
 
   it('refuses a second process on the same data directory with a clear message', async () => {

@@ -122,7 +122,13 @@ describe('checkReadiness', () => {
       NOW,
     );
     expect(problems.map((x) => x.code).sort()).toEqual(
-      ['BLOCKED', 'DATA_STALE', 'EMAIL_UNCONFIRMED', 'NO_SECOND_FACTOR', 'PHONE_UNCONFIRMED'].sort(),
+      [
+        'BLOCKED',
+        'DATA_STALE',
+        'EMAIL_UNCONFIRMED',
+        'NO_SECOND_FACTOR',
+        'PHONE_UNCONFIRMED',
+      ].sort(),
     );
     problems.forEach(expectActionable);
   });

@@ -13,7 +13,11 @@ import { isKnownScope } from '../data-api/scope-catalog.js';
 import type { PortalDB } from '../db.js';
 import { portalMigrations } from '../migrations.js';
 import type { ConsentRequest } from './consent.js';
-import { createConsentService, parseConsentRequest, type ConsentService } from './consent.service.js';
+import {
+  createConsentService,
+  parseConsentRequest,
+  type ConsentService,
+} from './consent.service.js';
 import { createConsentStore } from './consent.store.js';
 
 const DAY_MS = 24 * 60 * 60_000;

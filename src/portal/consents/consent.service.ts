@@ -157,6 +157,17 @@ export function createConsentService(deps: {
       return consent;
     },
 
+    /** The grant behind the consent is gone (e.g. a replayed code): the consent ends with it. */
+    async revokeForGrant(grantId: string, actor: string, reason: string) {
+      return store.endWithEvent(grantId, 'revoked', {
+        id: ids.uuid(),
+        type: 'revoked',
+        at: clock.now(),
+        actor,
+        details: { reason },
+      });
+    },
+
     get: (id: string) => store.get(id),
     listForCitizen: (citizenId: string) => store.listForCitizen(citizenId),
     events: (consentId: string) => store.events(consentId),

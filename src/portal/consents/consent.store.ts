@@ -126,6 +126,39 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
       });
     },
 
+    /**
+     * Moves a consent to a final status and records why, in one transaction; does nothing
+     * (and returns undefined) when it is not active or paused any more.
+     */
+    async endWithEvent(
+      grantId: string,
+      status: 'revoked' | 'expired',
+      event: Omit<ConsentEvent, 'consentId'> & { id: string },
+    ): Promise<Consent | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('consents')
+          .set({ status, updated_at: event.at })
+          .where('grant_id', '=', grantId)
+          .where('status', 'in', ['active', 'paused'])
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) return undefined;
+        await trx
+          .insertInto('consent_events')
+          .values({
+            id: event.id,
+            consent_id: row.id,
+            type: event.type,
+            at: event.at,
+            actor: event.actor,
+            details: JSON.stringify(event.details) as never,
+          })
+          .execute();
+        return toConsent(row);
+      });
+    },
+
     async get(id: string): Promise<Consent | undefined> {
       const row = await db
         .selectFrom('consents')

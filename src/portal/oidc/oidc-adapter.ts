@@ -6,7 +6,11 @@ import type { OidcStore } from './oidc.store.js';
  * oidc-provider's persistence on our database, so that any number of portal instances
  * share sessions, codes and tokens. oidc-provider constructs one adapter per model name.
  */
-export function createOidcAdapterClass(store: OidcStore, clock: Clock) {
+export function createOidcAdapterClass(
+  store: OidcStore,
+  clock: Clock,
+  hooks: { onGrantRevoked?: (grantId: string) => Promise<void> } = {},
+) {
   return class DatabaseAdapter implements Adapter {
     constructor(readonly model: string) {}
 
@@ -43,7 +47,13 @@ export function createOidcAdapterClass(store: OidcStore, clock: Clock) {
       await store.destroy(this.model, id);
     }
 
+    /**
+     * oidc-provider revokes a grant when a code is replayed (RFC 6749 §4.1.2) or a token is
+     * revoked. Access tokens are JWTs checked against the consent, so the consent must end
+     * too, before this returns: otherwise an issued token would keep reading.
+     */
     async revokeByGrantId(grantId: string): Promise<void> {
+      await hooks.onGrantRevoked?.(grantId);
       await store.revokeByGrantId(grantId);
     }
   };

@@ -50,7 +50,15 @@ export function createProvider(deps: ProviderDeps): Provider {
   );
 
   const configuration: Configuration = {
-    adapter: createOidcAdapterClass(deps.store, deps.clock),
+    adapter: createOidcAdapterClass(deps.store, deps.clock, {
+      onGrantRevoked: async (grantId) => {
+        await deps.consents.revokeForGrant(
+          grantId,
+          'system',
+          'grant revoked by the authorization server',
+        );
+      },
+    }),
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,

@@ -293,9 +293,9 @@ describe('checkConsentActive', () => {
   });
 
   it('says why in the detail', () => {
-    expect(refusedBy(() => checkConsentActive(consent({ status: 'revoked' }), CLAIMS, NOW)).message).toContain(
-      'revoked',
-    );
+    expect(
+      refusedBy(() => checkConsentActive(consent({ status: 'revoked' }), CLAIMS, NOW)).message,
+    ).toContain('revoked');
     expect(
       refusedBy(() => checkConsentActive(consent({ expiresAt: NOW }), CLAIMS, NOW)).message,
     ).toContain('expired');

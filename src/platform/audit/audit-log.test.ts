@@ -1,0 +1,103 @@
+import { sql, type Kysely } from 'kysely';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import {
+  describeEachEngine,
+  freshDatabase,
+  type FreshDatabase,
+} from '../../../test/support/databases.js';
+import { manualClock } from '../clock.js';
+import { migrateToLatest } from '../db/index.js';
+import { createAuditLog, createAuditTables, type AuditLog, type AuditTables } from './audit-log.js';
+
+describeEachEngine('audit log', (engine) => {
+  let database: FreshDatabase<AuditTables>;
+  let clock: ReturnType<typeof manualClock>;
+  let audit: AuditLog;
+
+  beforeEach(async () => {
+    clock = manualClock('2026-12-01T09:00:00Z');
+    database = await freshDatabase<AuditTables>(engine);
+    await migrateToLatest(database, {
+      '0001_audit': { up: (db: Kysely<never>) => createAuditTables(db) },
+    });
+    audit = createAuditLog(database.db, clock);
+  });
+  afterEach(async () => {
+    await database.close();
+  });
+
+  async function rows() {
+    const all = await database.db.selectFrom('audit_log').selectAll().orderBy('seq').execute();
+    return all.map((r) => ({ ...r, seq: String(r.seq), at: new Date(r.at).toISOString() }));
+  }
+
+  it('appends entries with the time of the clock and lists them newest first', async () => {
+    await audit.append({
+      actor: 'citizen:c1',
+      action: 'consent.granted',
+      subject: 'consent:k1',
+      details: { client_id: 'partner-bank', scopes: ['fullname'] },
+    });
+    clock.advance(60_000);
+    await audit.append({ actor: 'partner:partner-bank', action: 'data.read' });
+
+    const listed = await audit.list();
+    expect(listed.map((e) => e.action)).toEqual(['data.read', 'consent.granted']);
+    expect(listed[1]).toMatchObject({
+      actor: 'citizen:c1',
+      subject: 'consent:k1',
+      details: { client_id: 'partner-bank', scopes: ['fullname'] },
+    });
+    expect(new Date(listed[1]!.at).toISOString()).toBe('2026-12-01T09:00:00.000Z');
+    expect(listed[0]).toMatchObject({ subject: null, details: {} });
+    expect(new Date(listed[0]!.at).toISOString()).toBe('2026-12-01T09:01:00.000Z');
+  });
+
+  it('filters by subject and action, and honours the limit', async () => {
+    await audit.append({ actor: 'a', action: 'consent.granted', subject: 'consent:k1' });
+    await audit.append({ actor: 'a', action: 'data.read', subject: 'consent:k1' });
+    await audit.append({ actor: 'a', action: 'data.read', subject: 'consent:k2' });
+    await audit.append({ actor: 'a', action: 'data.read', subject: 'consent:k1' });
+
+    expect(await audit.list({ subject: 'consent:k2' })).toHaveLength(1);
+    expect(await audit.list({ action: 'data.read' })).toHaveLength(3);
+    const both = await audit.list({ subject: 'consent:k1', action: 'data.read' });
+    expect(both).toHaveLength(2);
+    const limited = await audit.list({ limit: 2 });
+    expect(limited.map((e) => e.action)).toEqual(['data.read', 'data.read']);
+    expect(limited.map((e) => e.subject)).toEqual(['consent:k1', 'consent:k2']);
+  });
+
+  it.each([
+    ['UPDATE', sql`update audit_log set action = 'nothing.happened', actor = 'attacker'`],
+    ['DELETE', sql`delete from audit_log`],
+    ['TRUNCATE', sql`truncate audit_log`],
+  ])('the database refuses %s, and the entry stays as it was', async (_op, statement) => {
+    await audit.append({
+      actor: 'security:s1',
+      action: 'citizen.blocked',
+      subject: 'citizen:c1',
+      details: { reason: 'fraud' },
+    });
+    const before = await rows();
+    expect(before).toHaveLength(1);
+
+    await expect(statement.execute(database.db)).rejects.toThrow(/append-only/);
+
+    expect(await rows()).toEqual(before);
+    // Appending still works after the refused statement.
+    await audit.append({ actor: 'security:s1', action: 'citizen.unblocked' });
+    expect(await rows()).toHaveLength(2);
+  });
+
+  it('refuses a targeted UPDATE of a single entry inside a transaction too', async () => {
+    await audit.append({ actor: 'a', action: 'consent.revoked', subject: 'consent:k1' });
+    const before = await rows();
+    await expect(
+      database.db.transaction().execute(async (trx) => {
+        await sql`update audit_log set subject = null where seq = ${before[0]!.seq}`.execute(trx);
+      }),
+    ).rejects.toThrow(/append-only/);
+    expect(await rows()).toEqual(before);
+  });
+});
