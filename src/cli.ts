@@ -143,17 +143,33 @@ program
   .requiredOption('--name <name>', 'the partner as citizens will see it, e.g. "Банк"')
   .requiredOption('--redirect-uri <url...>', 'exact redirect URI(s) of the partner')
   .requiredOption('--out <dir>', 'where to write client.json, keys and certificates')
-  .action(async (opts: { name: string; redirectUri: string[]; out: string }) => {
-    const cfg = config(undefined, false);
-    const { clientId, files } = await partnerAdd({
-      portalAdminUrl: `http://127.0.0.1:${cfg.portal.httpPort}`,
-      adminToken: readAdminToken(cfg.dataDir, 'portal'),
-      name: opts.name,
-      redirectUris: opts.redirectUri,
-      out: path.resolve(opts.out),
-    });
-    console.log(`Registered ${clientId}. Files:\n  ${Object.values(files).join('\n  ')}`);
-  });
+  .addOption(
+    new Option(
+      '--sender-constraint <kind>',
+      'bind access tokens to the client certificate or a DPoP key',
+    )
+      .choices(['mtls', 'dpop'])
+      .default('mtls'),
+  )
+  .action(
+    async (opts: {
+      name: string;
+      redirectUri: string[];
+      out: string;
+      senderConstraint: 'mtls' | 'dpop';
+    }) => {
+      const cfg = config(undefined, false);
+      const { clientId, files } = await partnerAdd({
+        portalAdminUrl: `http://127.0.0.1:${cfg.portal.httpPort}`,
+        adminToken: readAdminToken(cfg.dataDir, 'portal'),
+        name: opts.name,
+        redirectUris: opts.redirectUri,
+        out: path.resolve(opts.out),
+        senderConstraint: opts.senderConstraint,
+      });
+      console.log(`Registered ${clientId}. Files:\n  ${Object.values(files).join('\n  ')}`);
+    },
+  );
 
 program
   .command('seed')

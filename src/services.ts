@@ -69,7 +69,14 @@ export async function startService(
       });
       const seeded =
         opts.seed && config.demo ? await seedPortalPersonas(app.citizens, app.records) : [];
-      const service = await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
+      const service = await listen(
+        name,
+        app,
+        withHousekeeping(runtime, (now) => app.sweepExpired(now)),
+        config.host,
+        port,
+        seeded,
+      );
       try {
         await app.partnerApi!.listen({ host: config.host, port: config.portal.mtlsPort });
       } catch (err) {
@@ -107,11 +114,15 @@ export async function startService(
 }
 
 /** Starts the periodic sweep of expired rows; returns the runtime's close, which stops it. */
-function withHousekeeping<DB>(runtime: ServiceRuntime<DB>): () => Promise<void> {
+function withHousekeeping<DB>(
+  runtime: ServiceRuntime<DB>,
+  extra?: (now: Date) => Promise<Record<string, number>>,
+): () => Promise<void> {
   const stop = startHousekeeping({
     db: runtime.db as never,
     clock: runtime.clock,
     logger: runtime.logger,
+    extra,
   });
   return async () => {
     stop();

@@ -15,6 +15,8 @@ export interface PartnerAddOptions {
   name: string;
   redirectUris: string[];
   out: string;
+  /** Tokens bound to the client certificate (default) or to a DPoP key. */
+  senderConstraint?: 'mtls' | 'dpop';
 }
 
 export interface PartnerFiles {
@@ -65,6 +67,7 @@ export async function partnerAdd(
         redirect_uris: opts.redirectUris,
         signing_jwk: signingJwk,
         csr: csr.csrPem,
+        ...(opts.senderConstraint ? { sender_constraint: opts.senderConstraint } : {}),
       }),
       signal: AbortSignal.timeout(10_000),
     });

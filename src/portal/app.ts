@@ -30,6 +30,7 @@ import { createOidcStore, type OidcTables } from './oidc/oidc.store.js';
 import { createProvider, dataApiResource } from './oidc/provider.js';
 import { loadSigningKeys } from './oidc/signing-keys.js';
 import { createTokenVerifier } from './partner-api/access-checks.js';
+import { createDpopChecker, deleteExpiredProofs, type DpopTables } from './partner-api/dpop.js';
 import { registerPartnerApiRoutes } from './partner-api/partner-api.routes.js';
 import { registerAdminApi } from './partners/admin-api.routes.js';
 import { createPartnerService } from './partners/partner.service.js';
@@ -226,6 +227,8 @@ export async function buildPortalApp(
     ]);
     registerPartnerApiRoutes(partnerApi, {
       clock,
+      publicUrl: config.portal.mtlsUrl,
+      checkDpop: createDpopChecker(db as unknown as Kysely<DpopTables>, clock),
       verifyAccessToken: createTokenVerifier({
         jwks: { keys: jwks.keys.map(publicJwk) },
         issuer,
@@ -240,7 +243,22 @@ export async function buildPortalApp(
     });
   }
 
-  return Object.assign(app, { citizens, records, consents, provider, partners, partnerApi, audit });
+  /** Expired OIDC artefacts and DPoP proof ids; run by the housekeeping timer. */
+  const sweepExpired = async (now: Date) => ({
+    oidc: await oidcStore.deleteExpired(now),
+    dpop: await deleteExpiredProofs(db as unknown as Kysely<DpopTables>, now),
+  });
+
+  return Object.assign(app, {
+    citizens,
+    records,
+    consents,
+    provider,
+    partners,
+    partnerApi,
+    audit,
+    sweepExpired,
+  });
 }
 
 async function serviceKey(runtime: ServiceRuntime<PortalDB>, name: string) {

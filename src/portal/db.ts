@@ -8,6 +8,7 @@ import type { ConsentTables } from './consents/consent.store.js';
 import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
 import type { OidcTables } from './oidc/oidc.store.js';
 import type { PartnerTables } from './partners/partner.store.js';
+import type { DpopTables } from './partner-api/dpop.js';
 
 export type PortalDB = SessionTables &
   AttemptTables &
@@ -18,4 +19,5 @@ export type PortalDB = SessionTables &
   OidcTables &
   PartnerTables &
   ConsentTables &
-  AuditTables;
+  AuditTables &
+  DpopTables;

@@ -6,6 +6,7 @@ import { createConsentTables } from './consents/consent.store.js';
 import { createCitizenRecordTables } from './data-api/citizen-records.store.js';
 import { createOidcTables } from './oidc/oidc.store.js';
 import { createPartnerTables } from './partners/partner.store.js';
+import { createDpopTables } from './partner-api/dpop.js';
 
 /** The portal's schema, in order. Never edit a migration that has shipped; add one. */
 export const portalMigrations: Record<string, Migration> = {
@@ -58,6 +59,11 @@ export const portalMigrations: Record<string, Migration> = {
       await createPartnerTables(db);
       await createConsentTables(db);
       await createAuditTables(db);
+    },
+  },
+  '0004_dpop_proofs': {
+    async up(db: Kysely<never>) {
+      await createDpopTables(db);
     },
   },
 };

@@ -5,6 +5,8 @@ import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgresUrl, testEngines } from '../support/databases.js';
 import { startDemo, type DemoProcess } from '../support/demo-process.js';
+import { partnerAdd } from '../../src/partner-kit/partner-add.js';
+import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
 import { citizenApproves, partnerClient } from '../support/partner-client.js';
 
 const SCOPES = 'openid fullname birthdate snils inn id_doc addresses contacts orders';
@@ -125,6 +127,75 @@ describe.each(testEngines())(
         }),
       ).rejects.toThrow();
       await stranger.close();
+    });
+
+    it('DPoP (RFC 9449): a DPoP-bound token reads only with a fresh proof from its key', async () => {
+      // A partner registered for DPoP-bound tokens (FAPI 2.0 allows either constraint).
+      const dir = path.join(dataDir, 'dpop-partner');
+      await partnerAdd({
+        portalAdminUrl: demo.portalUrl.replace('localhost', '127.0.0.1'),
+        adminToken: readAdminToken(dataDir, 'portal'),
+        name: 'Банк с DPoP',
+        redirectUris: ['http://localhost:4999/callback'],
+        out: dir,
+        senderConstraint: 'dpop',
+      });
+      const dpopRp = await partnerClient(dir);
+      try {
+        const dpop = client.getDPoPHandle(dpopRp.config, await client.randomDPoPKeyPair('ES256'));
+        const codeVerifier = client.randomPKCECodeVerifier();
+        const state = client.randomState();
+        const url = await client.buildAuthorizationUrlWithPAR(
+          dpopRp.config,
+          {
+            redirect_uri: 'http://localhost:4999/callback',
+            scope: SCOPES,
+            code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+            code_challenge_method: 'S256',
+            state,
+          },
+          { DPoP: dpop },
+        );
+        const { callback } = await citizenApproves(demo.portalUrl, url);
+        const tokens = await client.authorizationCodeGrant(
+          dpopRp.config,
+          callback,
+          { pkceCodeVerifier: codeVerifier, expectedState: state },
+          undefined,
+          { DPoP: dpop },
+        );
+        expect(tokens.token_type.toLowerCase()).toBe('dpop');
+        const resource = new URL(`${mtlsUrl}/rs/prns/${tokens.claims()!.sub}`);
+        const read = (handle: client.DPoPHandle) =>
+          client
+            .fetchProtectedResource(
+              dpopRp.config,
+              tokens.access_token,
+              resource,
+              'GET',
+              undefined,
+              undefined,
+              {
+                DPoP: handle,
+              },
+            )
+            .catch((err: { response?: Response }) => err.response!);
+        const first = await read(dpop);
+        expect(first.status).toBe(200);
+        // As a plain Bearer token, without a proof: refused.
+        const bearer = await dpopRp.request(resource.href, {
+          authorization: `Bearer ${tokens.access_token}`,
+        });
+        expect(bearer.status).toBe(401);
+        expect(await bearer.json()).toMatchObject({ code: 'DPOP_REQUIRED' });
+        // With a proof from another key: refused.
+        const other = client.getDPoPHandle(dpopRp.config, await client.randomDPoPKeyPair('ES256'));
+        const stolen = await read(other);
+        expect(stolen.status).toBe(401);
+        expect(await stolen.json()).toMatchObject({ code: 'DPOP_KEY_MISMATCH' });
+      } finally {
+        await dpopRp.close();
+      }
     });
 
     it('each partner sees its own pairwise subject, and another oid is not found', async () => {

@@ -41,6 +41,8 @@ export function startHousekeeping(opts: {
   clock: Clock;
   logger: Logger;
   intervalMs?: number;
+  /** A service's own expired rows (e.g. the portal's OIDC artefacts). */
+  extra?: (now: Date) => Promise<Record<string, number>>;
 }): () => void {
   let running = false;
   const timer = setInterval(

@@ -254,3 +254,24 @@ describeEachEngine('consent service', (engine) => {
     expect(await consents.activeForGrant('grant-1')).toBeUndefined();
   });
 });
+
+describe('parseConsentRequest regression: names inherited from Object.prototype', () => {
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'refuses sysname %s and the action of the same name',
+    (name) => {
+      const detail = (extra: Record<string, unknown>) => [
+        { type: 'soglasie_consent', purposes: ['x'], scopes: ['fullname'], ...extra },
+      ];
+      expect(() =>
+        parseConsentRequest(detail({ sysname: name }), ['openid', 'fullname'], isKnownScope),
+      ).toThrow(/sysname/);
+      expect(() =>
+        parseConsentRequest(
+          detail({ sysname: 'CREDIT', actions: [name] }),
+          ['openid', 'fullname'],
+          isKnownScope,
+        ),
+      ).toThrow(/unknown action/);
+    },
+  );
+});

@@ -43,13 +43,13 @@ export function parseConsentRequest(
     };
   }
   const type = entry.sysname;
-  if (typeof type !== 'string' || !(type in CONSENT_TYPES)) {
+  if (typeof type !== 'string' || !Object.hasOwn(CONSENT_TYPES, type)) {
     throw invalid(`sysname must be one of ${Object.keys(CONSENT_TYPES).join(', ')}`);
   }
   const purposes = stringList(entry.purposes, 'purposes', 1, 200);
   const actions = stringList(entry.actions ?? ['READ_AND_STORE'], 'actions', 1, 32);
   for (const a of actions) {
-    if (!(a in CONSENT_ACTIONS)) throw invalid(`unknown action ${a}`);
+    if (!Object.hasOwn(CONSENT_ACTIONS, a)) throw invalid(`unknown action ${a}`);
   }
   const scopes = stringList(entry.scopes ?? dataScopes, 'scopes', 1, 64);
   for (const s of scopes) {

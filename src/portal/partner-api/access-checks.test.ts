@@ -206,12 +206,18 @@ describe('checkCertificateBinding', () => {
     ).not.toThrow();
   });
 
-  it('refuses a token without a certificate binding as TOKEN_NOT_BOUND', () => {
-    for (const cnf of [undefined, {}, { jkt: 'dpop-thumbprint' }]) {
+  it('refuses a token bound to nothing as TOKEN_NOT_BOUND', () => {
+    for (const cnf of [undefined, {}]) {
       const err = refusedBy(() => checkCertificateBinding(bound(cnf), THUMBPRINT));
       expect(err.code).toBe('TOKEN_NOT_BOUND');
       expect(err.status).toBe(401);
     }
+  });
+
+  it('leaves a DPoP-bound token to the DPoP proof check', () => {
+    expect(() =>
+      checkCertificateBinding(bound({ jkt: 'dpop-thumbprint' }), undefined),
+    ).not.toThrow();
   });
 
   it('refuses a token bound to another certificate, or with no client certificate', () => {

@@ -33,11 +33,23 @@ export interface AccessTokenClaims extends JWTPayload {
   cnf?: { 'x5t#S256'?: string; jkt?: string };
 }
 
-/** RFC 6750 §2.1: the token comes in the Authorization header, nowhere else. */
+/** RFC 6750 §2.1 / RFC 9449 §7.1: the token comes in the Authorization header, nowhere else. */
+export function readAccessToken(authorization: string | undefined): {
+  scheme: 'Bearer' | 'DPoP';
+  token: string;
+} {
+  const match = /^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/.exec(authorization ?? '');
+  if (!match)
+    throw new AccessRefused('TOKEN_MISSING', 401, 'An access token is required (Bearer or DPoP).');
+  return { scheme: match[1] as 'Bearer' | 'DPoP', token: match[2]! };
+}
+
+/** The Bearer form only (kept for callers that accept nothing else). */
 export function readBearerToken(authorization: string | undefined): string {
-  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(authorization ?? '');
-  if (!match) throw new AccessRefused('TOKEN_MISSING', 401, 'A Bearer access token is required.');
-  return match[1]!;
+  const { scheme, token } = readAccessToken(authorization);
+  if (scheme !== 'Bearer')
+    throw new AccessRefused('TOKEN_MISSING', 401, 'A Bearer access token is required.');
+  return token;
 }
 
 /**
@@ -84,18 +96,19 @@ export function createTokenVerifier(opts: {
   };
 }
 
-/** RFC 8705 §3: the token is usable only with the certificate it was issued to. */
+/**
+ * RFC 8705 §3: a certificate-bound token is usable only with the certificate it was issued
+ * to. A DPoP-bound token (cnf.jkt) is checked against its proof instead (dpop.ts); a token
+ * bound to nothing is refused: FAPI 2.0 requires sender-constrained tokens.
+ */
 export function checkCertificateBinding(
   claims: AccessTokenClaims,
   peerThumbprint: string | undefined,
 ) {
+  if (claims.cnf?.jkt) return;
   const bound = claims.cnf?.['x5t#S256'];
   if (!bound) {
-    throw new AccessRefused(
-      'TOKEN_NOT_BOUND',
-      401,
-      'The access token is not bound to a client certificate.',
-    );
+    throw new AccessRefused('TOKEN_NOT_BOUND', 401, 'The access token is not sender-constrained.');
   }
   if (!peerThumbprint || bound !== peerThumbprint) {
     throw new AccessRefused(

@@ -22,12 +22,16 @@ import {
   checkPartner,
   checkSubject,
   grantedScopes,
-  readBearerToken,
+  readAccessToken,
   type AccessTokenClaims,
 } from './access-checks.js';
+import type { createDpopChecker } from './dpop.js';
 
 export interface PartnerApiDeps {
   clock: Clock;
+  /** The listener's public base URL, for DPoP `htu`. */
+  publicUrl: string;
+  checkDpop: ReturnType<typeof createDpopChecker>;
   verifyAccessToken: (token: string) => Promise<AccessTokenClaims>;
   partners: PartnerService;
   consents: ConsentService;
@@ -90,9 +94,18 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
   /** The pipeline every data read goes through, then the read itself and its audit entry. */
   async function read(request: FastifyRequest, resource: DataResource) {
     const { oid } = request.params as { oid: string };
-    const claims = await deps.verifyAccessToken(readBearerToken(request.headers.authorization));
+    const presented = readAccessToken(request.headers.authorization);
+    const claims = await deps.verifyAccessToken(presented.token);
     const cert = peer(request);
     checkCertificateBinding(claims, cert?.thumbprint);
+    const proof = request.headers.dpop;
+    await deps.checkDpop({
+      ...presented,
+      claims,
+      proof: typeof proof === 'string' ? proof : undefined,
+      method: request.method,
+      url: `${deps.publicUrl}${request.url.split('?')[0]}`,
+    });
     checkPartner(cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined, claims);
     const consent = await deps.consents.get(claims.consent_id);
     checkConsentActive(consent, claims, deps.clock.now());

@@ -41,6 +41,9 @@ export function registerAdminApi(
           }),
           signing_jwk: Type.Record(Type.String(), Type.Unknown()),
           csr: Type.String({ maxLength: 16_384 }),
+          sender_constraint: Type.Optional(
+            Type.Union([Type.Literal('mtls'), Type.Literal('dpop')]),
+          ),
         }),
       },
     },
@@ -50,12 +53,14 @@ export function registerAdminApi(
         redirect_uris: string[];
         signing_jwk: Record<string, unknown>;
         csr: string;
+        sender_constraint?: 'mtls' | 'dpop';
       };
       const partner = await deps.partners.register({
         name: body.name,
         redirectUris: body.redirect_uris,
         signingJwk: body.signing_jwk,
         csrPem: body.csr,
+        senderConstraint: body.sender_constraint,
       });
       return reply.status(201).send({
         client_id: partner.clientId,

@@ -140,6 +140,27 @@ describeEachEngine('partner registration', (engine) => {
     expect((await service().byClientId(registered.clientId))?.cert_thumbprint).toBe(thumbprint);
   });
 
+  it('records the real end of a certificate cut short by a CA that expires first', async () => {
+    const shortCa = await createCertificateAuthority({
+      commonName: 'Short CA',
+      validityDays: 30,
+      clock,
+    });
+    const short = createPartnerService({
+      partners: createPartnerStore(database.db),
+      oidc: createOidcStore(database.db),
+      authority: await loadCertificateAuthority(shortCa.certPem, shortCa.keyPem, { clock }),
+      clock,
+      ids: randomIds,
+      allowHttpRedirects: false,
+    });
+    const registered = await short.register(registration());
+    const partner = await short.byClientId(registered.clientId);
+    const notAfter = new Date(new X509Certificate(registered.certPem).validTo);
+    expect(new Date(partner!.cert_expires_at).toISOString()).toBe(notAfter.toISOString());
+    expect(notAfter.getTime()).toBeLessThanOrEqual(clock.now().getTime() + 30 * DAY_MS);
+  });
+
   it('gives each partner its own client id and certificate', async () => {
     const first = await service().register(registration());
     const other = await createCertificateSigningRequest({ commonName: 'bank2.test' });

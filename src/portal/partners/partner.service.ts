@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { Clock } from '../../platform/clock.js';
 import { BadRequestError } from '../../platform/http/errors.js';
@@ -14,6 +15,11 @@ export interface PartnerRegistration {
   signingJwk: JWK;
   /** A PKCS#10 request for the partner's client certificate. */
   csrPem: string;
+  /**
+   * How its access tokens are sender-constrained (FAPI 2.0 §5.3.2.2 allows either):
+   * bound to its client certificate (RFC 8705, the default) or to a DPoP key (RFC 9449).
+   */
+  senderConstraint?: 'mtls' | 'dpop';
 }
 
 export interface RegisteredPartner {
@@ -71,7 +77,8 @@ export function createPartnerService(deps: {
           token_endpoint_auth_method: 'private_key_jwt',
           token_endpoint_auth_signing_alg: jwk.alg ?? 'ES256',
           id_token_signed_response_alg: SIGNING_ALG,
-          tls_client_certificate_bound_access_tokens: true,
+          tls_client_certificate_bound_access_tokens: input.senderConstraint !== 'dpop',
+          dpop_bound_access_tokens: input.senderConstraint === 'dpop',
           subject_type: 'pairwise',
           jwks: { keys: [jwk] },
           authorization_details_types: ['soglasie_consent'],
@@ -87,7 +94,8 @@ export function createPartnerService(deps: {
         name,
         cert_thumbprint: cert.thumbprint,
         cert_serial: cert.serialNumber,
-        cert_expires_at: new Date(now.getTime() + CLIENT_CERT_DAYS * 86_400_000),
+        // The CA may cut the validity short (never past its own end): record the real one.
+        cert_expires_at: new X509Certificate(cert.certPem).validToDate,
         status: 'active',
         created_at: now,
       });
