@@ -591,7 +591,6 @@ describe('FAPI 2.0: hostile and malformed protocol messages are refused', () => 
       ['Basic', `/rs/prns/${sub}`, { authorization: `Basic ${basic}` }],
       ['query string', `/rs/prns/${sub}?access_token=${tokens.access_token}`, {}],
       ['other header', `/rs/prns/${sub}`, { 'x-access-token': tokens.access_token }],
-      ['DPoP scheme', `/rs/prns/${sub}`, { authorization: `DPoP ${tokens.access_token}` }],
     ];
     for (const [name, resource, headers] of cases) {
       const res = await read(rp, resource, headers);
@@ -599,6 +598,10 @@ describe('FAPI 2.0: hostile and malformed protocol messages are refused', () => 
       expect(res.body, name).toMatchObject({ code: 'TOKEN_MISSING' });
       expect(res.wwwAuthenticate, name).toMatch(/^Bearer/);
     }
+    // A certificate-bound token dressed up as a DPoP one: refused as what it is not.
+    const dpop = await read(rp, `/rs/prns/${sub}`, { authorization: `DPoP ${tokens.access_token}` });
+    expect(dpop.status).toBe(401);
+    expect(dpop.body).toMatchObject({ code: 'TOKEN_NOT_DPOP_BOUND' });
   });
 
   // ------------------------------------------------------------- the citizen
