@@ -1,0 +1,150 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as client from 'openid-client';
+import { loadConfig, type Config } from '../src/config/config.js';
+import { createLogger } from '../src/platform/http/logger.js';
+import { loadPki, type Pki } from '../src/platform/pki/index.js';
+import { registerDemoBank, startService, type RunningService } from '../src/services.js';
+import { freePort } from '../test/support/demo-process.js';
+import { citizenApproves, partnerClient } from '../test/support/partner-client.js';
+import { createBenchDatabase } from './postgres.js';
+
+/** What the consent asks for: the e2e test's request, so the read is a realistic one. */
+const SCOPES = 'openid fullname birthdate snils inn id_doc addresses contacts orders';
+const DETAILS = [
+  {
+    type: 'soglasie_consent',
+    sysname: 'DEBIT_CARD',
+    purposes: ['Оформление дебетовой карты без визита в офис'],
+    actions: ['READ_AND_STORE'],
+    scopes: ['fullname', 'birthdate', 'snils', 'inn', 'id_doc', 'addresses', 'contacts', 'orders'],
+    optional_scopes: ['contacts', 'orders'],
+    duration_days: 90,
+  },
+];
+
+/** The partner's files (`partner add` wrote them) that a load generator needs. */
+export interface PartnerMaterial {
+  clientId: string;
+  issuer: string;
+  ca: string;
+  cert: string;
+  key: string;
+  /** Private JWK for private_key_jwt client assertions. */
+  signingJwk: Record<string, unknown>;
+}
+
+export interface BenchServices {
+  config: Config;
+  /** 'PGlite (in process)' or 'PostgreSQL'. */
+  database: string;
+  portal: RunningService;
+  bank: RunningService;
+  pki: Pki;
+  partner: PartnerMaterial;
+  /** Origin of the mTLS listener, e.g. https://localhost:41234. */
+  mtlsOrigin: string;
+  tokenEndpoint: string;
+  accessToken: string;
+  refreshToken: string;
+  sub: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The demo, in this process: portal (seeded) and bank on free loopback ports with a
+ * temporary data directory, the bank registered as a partner, and one real consent
+ * obtained through PAR → login → consent → code → token with openid-client.
+ *
+ * The databases are the demo's embedded PGlite, or, given `postgresAdminUrl`, two new
+ * databases on that PostgreSQL server, dropped again by close().
+ */
+export async function startBenchServices(
+  opts: { postgresAdminUrl?: string | undefined } = {},
+): Promise<BenchServices> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-bench-'));
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const databases: Record<string, string> = {};
+    if (opts.postgresAdminUrl) {
+      for (const name of ['PORTAL_DATABASE_URL', 'BANK_DATABASE_URL']) {
+        const db = await createBenchDatabase(opts.postgresAdminUrl);
+        closers.unshift(() => db.drop()); // dropped last, after the services closed
+        databases[name] = db.url;
+      }
+    }
+    const config = loadConfig(
+      {
+        ...databases,
+        SOGLASIE_MODE: 'demo',
+        NODE_ENV: 'development',
+        SOGLASIE_DATA_DIR: dataDir,
+        SOGLASIE_HOST: '127.0.0.1',
+        LOG_LEVEL: 'silent',
+        PORTAL_HTTP_PORT: String(await freePort()),
+        PORTAL_MTLS_PORT: String(await freePort()),
+        BANK_HTTP_PORT: String(await freePort()),
+      },
+      { mode: 'demo' },
+    );
+    const silent = (name: string) => createLogger({ name, level: 'silent' });
+    const portal = await startService('portal', config, { seed: true, logger: silent('portal') });
+    closers.push(() => portal.close());
+    await registerDemoBank(config, portal);
+    const bank = await startService('bank', config, { seed: true, logger: silent('bank') });
+    closers.push(() => bank.close());
+
+    const pki = await loadPki(path.join(dataDir, 'portal-pki'));
+    const rp = await partnerClient(config.bank.partnerDir);
+    closers.push(() => rp.close());
+
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
+      redirect_uri: rp.info.redirect_uris[0]!,
+      scope: SCOPES,
+      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      authorization_details: JSON.stringify(DETAILS),
+    });
+    const { callback } = await citizenApproves(portal.url, url);
+    const tokens = await client.authorizationCodeGrant(rp.config, callback, {
+      pkceCodeVerifier: codeVerifier,
+      expectedState: state,
+    });
+    if (!tokens.refresh_token) throw new Error('the token response carries no refresh token');
+
+    const read = (name: string) => readFileSync(path.join(config.bank.partnerDir, name), 'utf8');
+    const tokenEndpoint = rp.info.mtls_endpoints.token_endpoint!;
+    return {
+      config,
+      database: opts.postgresAdminUrl ? 'PostgreSQL' : 'PGlite (in process)',
+      portal,
+      bank,
+      pki,
+      partner: {
+        clientId: rp.info.client_id,
+        issuer: rp.info.issuer,
+        ca: read('ca.pem'),
+        cert: read('client-cert.pem'),
+        key: read('client-key.pem'),
+        signingJwk: JSON.parse(read('signing-key.jwk.json')) as Record<string, unknown>,
+      },
+      mtlsOrigin: new URL(tokenEndpoint).origin,
+      tokenEndpoint,
+      accessToken: tokens.access_token,
+      refreshToken: tokens.refresh_token,
+      sub: tokens.claims()!.sub,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
