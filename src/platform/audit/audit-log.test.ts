@@ -101,3 +101,49 @@ describeEachEngine('audit log', (engine) => {
     expect(await rows()).toEqual(before);
   });
 });
+
+describeEachEngine('audit log group commit', (engine) => {
+  it('writes many concurrent appends in a few transactions, each durable before it resolves', async () => {
+    const database = await freshDatabase<AuditTables>(engine);
+    try {
+      await migrateToLatest(database, {
+        '0001_audit': { up: (db: Kysely<never>) => createAuditTables(db) },
+      });
+      let inserts = 0;
+      const counted = database.db.withPlugin({
+        transformQuery(args) {
+          if (args.node.kind === 'InsertQueryNode') inserts++;
+          return args.node;
+        },
+        async transformResult(args) {
+          return args.result;
+        },
+      });
+      const audit = createAuditLog(counted, manualClock('2026-12-01T09:00:00Z'));
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => audit.append({ actor: 'a', action: `act-${i}` })),
+      );
+      const rows = await database.db
+        .selectFrom('audit_log')
+        .select(['seq', 'action'])
+        .orderBy('seq')
+        .execute();
+      expect(rows.map((r) => r.action)).toEqual(Array.from({ length: 100 }, (_, i) => `act-${i}`));
+      expect(inserts).toBeLessThanOrEqual(3);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('rejects every append of a batch that could not be written', async () => {
+    const database = await freshDatabase<AuditTables>(engine);
+    // No audit table: the batch fails as a whole, and nobody is told it was written.
+    const audit = createAuditLog(database.db, manualClock('2026-12-01T09:00:00Z'));
+    const results = await Promise.allSettled([
+      audit.append({ actor: 'a', action: 'one' }),
+      audit.append({ actor: 'a', action: 'two' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await database.close();
+  });
+});

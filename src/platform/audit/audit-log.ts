@@ -50,19 +50,58 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/** Entries written in one transaction at most; more wait for the next batch. */
+const MAX_BATCH = 500;
+
+interface Waiting {
+  row: Omit<AuditLogTable, 'seq'>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export function createAuditLog(db: Kysely<AuditTables>, clock: Clock) {
+  // Group commit: appends that arrive while a batch is being written go together in the
+  // next one, so a busy service pays one durable commit per batch, not per request. Each
+  // append still resolves only once its own entry is committed.
+  const queue: Waiting[] = [];
+  let writing = false;
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        await db
+          .insertInto('audit_log')
+          .values(batch.map((w) => ({ ...w.row, details: JSON.stringify(w.row.details) })) as never)
+          .execute();
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    writing = false;
+  }
+
   return {
-    async append(entry: AuditEntry): Promise<void> {
-      await db
-        .insertInto('audit_log')
-        .values({
-          at: clock.now(),
-          actor: entry.actor,
-          action: entry.action,
-          subject: entry.subject ?? null,
-          details: JSON.stringify(entry.details ?? {}) as never,
-        } as never)
-        .execute();
+    append(entry: AuditEntry): Promise<void> {
+      return new Promise((resolve, reject) => {
+        queue.push({
+          row: {
+            at: clock.now(),
+            actor: entry.actor,
+            action: entry.action,
+            subject: entry.subject ?? null,
+            details: entry.details ?? {},
+          },
+          resolve,
+          reject,
+        });
+        if (!writing) {
+          writing = true;
+          // Let the appends of this tick join the first batch.
+          setImmediate(() => void drain());
+        }
+      });
     },
 
     async list(filter: { subject?: string; action?: string; limit?: number } = {}) {

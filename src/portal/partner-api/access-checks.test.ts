@@ -163,6 +163,30 @@ describe('createTokenVerifier', () => {
     expect((await refusedAsync(verifyLater(token))).code).toBe('TOKEN_EXPIRED');
   });
 
+  it('a verified token is remembered only until its exp: the cache never outlives it', async () => {
+    const moving = manualClock(clock.now());
+    const cachedVerify = createTokenVerifier({
+      jwks: { keys: [publicJwk] },
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      clock: moving,
+    });
+    const token = await sign();
+    expect((await cachedVerify(token)).sub).toBeTruthy();
+    expect((await cachedVerify(token)).sub).toBeTruthy(); // from the cache
+    moving.advance(11 * 60_000);
+    expect((await refusedAsync(cachedVerify(token))).code).toBe('TOKEN_EXPIRED');
+  });
+
+  it('a forged token is refused every time, cache or not', async () => {
+    const token = await sign();
+    const [h, p] = token.split('.');
+    const forged = `${h}.${p}.${'A'.repeat(86)}`;
+    expect((await verify(token)).sub).toBeTruthy();
+    for (let i = 0; i < 2; i++)
+      expect((await refusedAsync(verify(forged))).code).toBe('TOKEN_INVALID');
+  });
+
   it('refuses an unsigned token (alg none)', async () => {
     const token = `${b64url({ alg: 'none', typ: 'at+jwt', kid: 'portal-1' })}.${b64url(claims())}.`;
     const err = await refusedAsync(verify(token));

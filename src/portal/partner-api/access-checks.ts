@@ -61,9 +61,23 @@ export function createTokenVerifier(opts: {
   issuer: string;
   audience: string;
   clock: Clock;
+  /** Verified tokens remembered (bounded); 0 turns the cache off. */
+  cacheSize?: number;
 }) {
   const keySet = createLocalJWKSet(opts.jwks);
+  const cache = new VerifiedTokenCache(opts.cacheSize ?? 10_000);
   return async function verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    // A signature checked once need not be checked again until the token expires. Only
+    // the signature and claims are cached: the consent is checked live on every read.
+    const now = opts.clock.now().getTime();
+    const cached = cache.get(token, now);
+    if (cached) return cached;
+    const claims = await verifyUncached(token);
+    cache.set(token, claims);
+    return claims;
+  };
+
+  async function verifyUncached(token: string): Promise<AccessTokenClaims> {
     try {
       const { payload } = await jwtVerify(token, keySet, {
         issuer: opts.issuer,
@@ -93,7 +107,31 @@ export function createTokenVerifier(opts: {
       // Deliberately vague: do not help an attacker tune a forgery.
       throw new AccessRefused('TOKEN_INVALID', 401, 'The access token is invalid.');
     }
-  };
+  }
+}
+
+/** A bounded map of verified tokens, oldest evicted first, each valid until its `exp`. */
+class VerifiedTokenCache {
+  readonly #entries = new Map<string, AccessTokenClaims>();
+  constructor(private readonly capacity: number) {}
+
+  get(token: string, now: number): AccessTokenClaims | undefined {
+    const claims = this.#entries.get(token);
+    if (!claims) return undefined;
+    if ((claims.exp ?? 0) * 1000 <= now) {
+      this.#entries.delete(token);
+      return undefined;
+    }
+    return claims;
+  }
+
+  set(token: string, claims: AccessTokenClaims): void {
+    if (this.capacity <= 0) return;
+    if (this.#entries.size >= this.capacity) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    this.#entries.set(token, claims);
+  }
 }
 
 /**
