@@ -5,7 +5,7 @@ import type { BankDB } from './bank/db.js';
 import { bankMigrations } from './bank/migrations.js';
 import { seedBankPersonas } from './bank/personas.js';
 import { createLogger } from './platform/http/logger.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PARTNER_FILES, partnerAdd } from './partner-kit/partner-add.js';
 import { initPki, loadPki } from './platform/pki/index.js';
@@ -167,12 +167,27 @@ async function listen(
  * `partner add` against the running portal, once; the files stay in the data directory.
  */
 export async function registerDemoBank(config: Config, portal: RunningService): Promise<boolean> {
-  if (existsSync(path.join(config.bank.partnerDir, PARTNER_FILES.clientJson))) return false;
+  const redirectUri = `${config.bank.publicUrl}/portal/callback`;
+  const clientJson = path.join(config.bank.partnerDir, PARTNER_FILES.clientJson);
+  if (existsSync(clientJson)) {
+    const registered = JSON.parse(readFileSync(clientJson, 'utf8')) as {
+      issuer?: string;
+      redirect_uris?: string[];
+    };
+    // Registered for these very addresses: nothing to do. After a port change the old
+    // registration would fail at the redirect URI check, so register afresh.
+    if (
+      registered.issuer === config.portal.publicUrl &&
+      registered.redirect_uris?.[0] === redirectUri
+    ) {
+      return false;
+    }
+  }
   await partnerAdd({
     portalAdminUrl: `http://127.0.0.1:${portal.port}`,
     adminToken: readAdminToken(config.dataDir, 'portal'),
     name: 'Банк',
-    redirectUris: [`${config.bank.publicUrl}/portal/callback`],
+    redirectUris: [redirectUri],
     out: config.bank.partnerDir,
   });
   return true;

@@ -158,6 +158,12 @@ describe('the demo as `npm start` runs it (embedded databases)', () => {
     demo = await startDemo({ SOGLASIE_DATA_DIR: dataDir });
     const portal = await logIn(demo.portalUrl, '+79990000001', '+79990000001');
     expect(portal.page.body).toContain('Иванов Иван Иванович');
+    // New ports this time: the bank is registered again for its new address.
+    const registration = JSON.parse(
+      readFileSync(path.join(dataDir, 'bank-partner', 'client.json'), 'utf8'),
+    ) as { redirect_uris: string[]; issuer: string };
+    expect(registration.redirect_uris).toEqual([`${demo.bankUrl}/portal/callback`]);
+    expect(registration.issuer).toBe(demo.portalUrl);
     expect(await demo.stop()).toBe(0);
   }, 90_000);
 });

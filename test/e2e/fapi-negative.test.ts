@@ -599,7 +599,9 @@ describe('FAPI 2.0: hostile and malformed protocol messages are refused', () => 
       expect(res.wwwAuthenticate, name).toMatch(/^Bearer/);
     }
     // A certificate-bound token dressed up as a DPoP one: refused as what it is not.
-    const dpop = await read(rp, `/rs/prns/${sub}`, { authorization: `DPoP ${tokens.access_token}` });
+    const dpop = await read(rp, `/rs/prns/${sub}`, {
+      authorization: `DPoP ${tokens.access_token}`,
+    });
     expect(dpop.status).toBe(401);
     expect(dpop.body).toMatchObject({ code: 'TOKEN_NOT_DPOP_BOUND' });
   });
