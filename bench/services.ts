@@ -7,22 +7,13 @@ import { createLogger } from '../src/platform/http/logger.js';
 import { loadPki, type Pki } from '../src/platform/pki/index.js';
 import { registerDemoBank, startService, type RunningService } from '../src/services.js';
 import { freePort } from '../test/support/demo-process.js';
-import { citizenApproves, partnerClient } from '../test/support/partner-client.js';
+import {
+  citizenApproves,
+  E2E_DETAILS as DETAILS,
+  E2E_SCOPES as SCOPES,
+  partnerClient,
+} from '../test/support/partner-client.js';
 import { createBenchDatabase } from './postgres.js';
-
-/** What the consent asks for: the e2e test's request, so the read is a realistic one. */
-const SCOPES = 'openid fullname birthdate snils inn id_doc addresses contacts orders';
-const DETAILS = [
-  {
-    type: 'soglasie_consent',
-    sysname: 'DEBIT_CARD',
-    purposes: ['Оформление дебетовой карты без визита в офис'],
-    actions: ['READ_AND_STORE'],
-    scopes: ['fullname', 'birthdate', 'snils', 'inn', 'id_doc', 'addresses', 'contacts', 'orders'],
-    optional_scopes: ['contacts', 'orders'],
-    duration_days: 90,
-  },
-];
 
 /** The partner's files (`partner add` wrote them) that a load generator needs. */
 export interface PartnerMaterial {

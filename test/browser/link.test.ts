@@ -3,18 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../support/chromium.js';
+import { launchChromium, logInWithCode, outboxCode } from '../support/chromium.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/platform/http/logger.js';
 import { registerDemoBank, startService, type RunningService } from '../../src/services.js';
 import { demoPorts } from '../support/demo-process.js';
 
 const PASSWORD = 'Demo-Passw0rd!';
-
-async function latestCode(service: RunningService, to: string): Promise<string> {
-  const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
-  return ((await res.json()) as { code: string }[])[0]!.code;
-}
 
 /** J2 and J3 in a real browser: link the bank to the portal, then a test request. */
 describe('a bank customer links their portal account (J2) and runs a test request (J3)', () => {
@@ -46,11 +41,7 @@ describe('a bank customer links their portal account (J2) and runs a test reques
 
   async function bankLogin(page: Page) {
     await page.goto(`${bank.url}/login`);
-    await page.getByTestId('login-username').fill('ivanov');
-    await page.getByTestId('login-password').fill(PASSWORD);
-    await page.getByTestId('login-submit').click();
-    await page.getByTestId('otp-code').fill(await latestCode(bank, '+79990000001'));
-    await page.getByTestId('otp-submit').click();
+    await logInWithCode(page, bank, 'ivanov', '+79990000001');
     await page.waitForURL(`${bank.url}/profile`);
   }
 
@@ -67,11 +58,7 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     // At the portal: its own login with its own SMS code.
     await page.waitForURL(/\/login\?next=/);
     expect(page.url().startsWith(portal.url)).toBe(true);
-    await page.getByTestId('login-username').fill('+79990000001');
-    await page.getByTestId('login-password').fill(PASSWORD);
-    await page.getByTestId('login-submit').click();
-    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
-    await page.getByTestId('otp-submit').click();
+    await logInWithCode(page, portal, '+79990000001', '+79990000001');
 
     // The consent screen: who, why, the real (masked) values; optional data can be unticked.
     await page.getByTestId('consent-approve').waitFor();
@@ -82,7 +69,7 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     );
     await page.getByTestId('consent-scope-gender').uncheck();
     await page.getByTestId('consent-approve').click();
-    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
+    await page.getByTestId('otp-code').fill(await outboxCode(portal, '+79990000001'));
     await page.getByTestId('otp-submit').click();
 
     // Back at the bank.
@@ -118,11 +105,7 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.getByTestId('reconfirm-password').fill(PASSWORD);
     await page.getByTestId('reconfirm-submit').click();
     await page.waitForURL(/\/login\?next=/);
-    await page.getByTestId('login-username').fill('+79990000001');
-    await page.getByTestId('login-password').fill(PASSWORD);
-    await page.getByTestId('login-submit').click();
-    await page.getByTestId('otp-code').fill(await latestCode(portal, '+79990000001'));
-    await page.getByTestId('otp-submit').click();
+    await logInWithCode(page, portal, '+79990000001', '+79990000001');
     await page.getByTestId('consent-deny').click();
     await page.waitForURL(new RegExp(`^${bank.url}/portal/callback`));
     expect(await page.getByRole('alert').textContent()).toContain('Вы отказали в доступе');

@@ -3,25 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../support/chromium.js';
+import { launchChromium, logInWithCode, outboxCode } from '../support/chromium.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/platform/http/logger.js';
 import { startService, type RunningService } from '../../src/services.js';
 
-async function codeFor(service: RunningService, to: string): Promise<string> {
-  const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
-  const messages = (await res.json()) as { code?: string }[];
-  return messages[0]!.code!;
-}
-
 async function logIn(page: Page, service: RunningService, username: string, phone: string) {
   await page.goto(`${service.url}/login`);
-  await page.getByTestId('login-username').fill(username);
-  await page.getByTestId('login-password').fill('Demo-Passw0rd!');
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('otp-code').waitFor();
-  await page.getByTestId('otp-code').fill(await codeFor(service, phone));
-  await page.getByTestId('otp-submit').click();
+  await logInWithCode(page, service, username, phone);
 }
 
 describe('a person logs in with a real browser', () => {
@@ -75,7 +64,7 @@ describe('a person logs in with a real browser', () => {
     await page.getByTestId('login-password').fill('Demo-Passw0rd!');
     await page.getByTestId('login-submit').click();
     await page.getByTestId('otp-code').waitFor();
-    const real = await codeFor(portal, '+79990000002');
+    const real = await outboxCode(portal, '+79990000002');
     await page.getByTestId('otp-code').fill(real === '123456' ? '654321' : '123456');
     await page.getByTestId('otp-submit').click();
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('Неверный код.');

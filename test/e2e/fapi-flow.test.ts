@@ -7,20 +7,12 @@ import { freshPostgresUrl, testEngines } from '../support/databases.js';
 import { startDemo, type DemoProcess } from '../support/demo-process.js';
 import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
-import { citizenApproves, partnerClient } from '../support/partner-client.js';
-
-const SCOPES = 'openid fullname birthdate snils inn id_doc addresses contacts orders';
-const DETAILS = [
-  {
-    type: 'soglasie_consent',
-    sysname: 'DEBIT_CARD',
-    purposes: ['Оформление дебетовой карты без визита в офис'],
-    actions: ['READ_AND_STORE'],
-    scopes: ['fullname', 'birthdate', 'snils', 'inn', 'id_doc', 'addresses', 'contacts', 'orders'],
-    optional_scopes: ['contacts', 'orders'],
-    duration_days: 90,
-  },
-];
+import {
+  citizenApproves,
+  E2E_DETAILS as DETAILS,
+  E2E_SCOPES as SCOPES,
+  partnerClient,
+} from '../support/partner-client.js';
 
 describe.each(testEngines())(
   'FAPI 2.0 with a real OpenID client against the running demo [$name]',

@@ -1,4 +1,5 @@
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { RunningService } from '../../src/services.js';
 
 /** Debian's Chromium, with the flags this machine needs (never a downloaded browser). */
 export const CHROMIUM_ARGS = [
@@ -14,4 +15,26 @@ export const CHROMIUM_ARGS = [
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/** The newest one-time code the service sent to `to`, read from its dev outbox. */
+export async function outboxCode(service: RunningService, to: string): Promise<string> {
+  const res = await fetch(`${service.url}/dev/outbox?to=${encodeURIComponent(to)}`);
+  const messages = (await res.json()) as { code?: string }[];
+  return messages.find((m) => m.code)!.code!;
+}
+
+/** Fills the login form and the code form, as a person would (the page may be elsewhere). */
+export async function logInWithCode(
+  page: Page,
+  service: RunningService,
+  username: string,
+  phone: string,
+) {
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill('Demo-Passw0rd!');
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('otp-code').waitFor();
+  await page.getByTestId('otp-code').fill(await outboxCode(service, phone));
+  await page.getByTestId('otp-submit').click();
 }

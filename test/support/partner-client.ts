@@ -7,6 +7,20 @@ import { HttpClient } from './demo-process.js';
 
 const PASSWORD = 'Demo-Passw0rd!';
 
+/** A realistic request: a debit card application with optional contacts and orders. */
+export const E2E_SCOPES = 'openid fullname birthdate snils inn id_doc addresses contacts orders';
+export const E2E_DETAILS = [
+  {
+    type: 'soglasie_consent',
+    sysname: 'DEBIT_CARD',
+    purposes: ['Оформление дебетовой карты без визита в офис'],
+    actions: ['READ_AND_STORE'],
+    scopes: ['fullname', 'birthdate', 'snils', 'inn', 'id_doc', 'addresses', 'contacts', 'orders'],
+    optional_scopes: ['contacts', 'orders'],
+    duration_days: 90,
+  },
+];
+
 /**
  * A relying party built only from what `partner add` wrote and the public openid-client
  * library: the test plays a bank that knows nothing of our code.

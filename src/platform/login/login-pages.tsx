@@ -68,23 +68,7 @@ export function CodePage(props: {
             ? `Мы отправили код в SMS на номер ${props.maskedPhone ?? ''}.`
             : 'Введите код из приложения-аутентификатора.'}
         </p>
-        <label for="code">Код</label>
-        <input
-          type="text"
-          id="code"
-          name="code"
-          data-testid="otp-code"
-          inputmode="numeric"
-          autocomplete="one-time-code"
-          pattern="[0-9]{6}"
-          maxLength={6}
-          required
-        />
-        <div>
-          <button type="submit" data-testid="otp-submit">
-            Подтвердить
-          </button>
-        </div>
+        <OneTimeCodeInput />
       </form>
       {props.method === 'sms' ? (
         <form method="post" action="/login/code/resend">
@@ -98,5 +82,30 @@ export function CodePage(props: {
         <a href="/login">Войти под другой учётной записью</a>
       </p>
     </Layout>
+  );
+}
+
+/** The one-time code field and its button (page hooks `otp-code`, `otp-submit`). */
+export function OneTimeCodeInput() {
+  return (
+    <>
+      <label for="code">Код</label>
+      <input
+        type="text"
+        id="code"
+        name="code"
+        data-testid="otp-code"
+        inputmode="numeric"
+        autocomplete="one-time-code"
+        pattern="[0-9]{6}"
+        maxLength={6}
+        required
+      />
+      <div>
+        <button type="submit" data-testid="otp-submit">
+          Подтвердить
+        </button>
+      </div>
+    </>
   );
 }

@@ -1,3 +1,4 @@
+import { OneTimeCodeInput } from '../../platform/login/login-pages.js';
 import { Alert, CsrfField, Layout, type LayoutProps } from '../../platform/views/layout.js';
 import type { ReadinessProblem } from '../citizens/readiness.js';
 import { CONSENT_ACTIONS, CONSENT_TYPES, type ConsentRequest } from '../consents/consent.js';
@@ -162,23 +163,7 @@ export function ConsentCodePage(props: {
             ? `Введите код из SMS, отправленного на номер ${props.maskedPhone}.`
             : 'Введите код из приложения-аутентификатора.'}
         </p>
-        <label for="code">Код</label>
-        <input
-          type="text"
-          id="code"
-          name="code"
-          data-testid="otp-code"
-          inputmode="numeric"
-          autocomplete="one-time-code"
-          pattern="[0-9]{6}"
-          maxLength={6}
-          required
-        />
-        <div>
-          <button type="submit" data-testid="otp-submit">
-            Подтвердить
-          </button>
-        </div>
+        <OneTimeCodeInput />
       </form>
     </Layout>
   );
