@@ -10,6 +10,7 @@ import type { ServiceRuntime } from '../platform/runtime/service-runtime.js';
 import { createCitizenService } from './citizens/citizen.service.js';
 import { createCitizenStore, type CitizenTables } from './citizens/citizen.store.js';
 import { registerCitizenRoutes } from './citizens/citizen.routes.js';
+import { createConfirmations } from './citizens/confirmation.js';
 import { createSignedIn } from './citizens/signed-in.js';
 import { registerAccessRoutes } from './consents/access.routes.js';
 import type { PortalDB } from './db.js';
@@ -167,7 +168,16 @@ export async function buildPortalApp(
         }),
     });
   }
-  registerAccessRoutes(app, { consents, provider, signedIn });
+  const confirmations = createConfirmations({ citizens, codes, notifier: runtime.notifier, clock });
+  registerAccessRoutes(app, {
+    consents,
+    provider,
+    oidc: oidcStore,
+    signedIn,
+    confirmations,
+    limiter,
+    audit,
+  });
   // The sandbox's integration guide, linked from the discovery document.
   app.get('/docs/data-api', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/markdown; charset=utf-8').send(await readFile(DATA_API_GUIDE, 'utf8')),
@@ -181,9 +191,8 @@ export async function buildPortalApp(
     citizens,
     consents,
     records,
-    codes,
+    confirmations,
     limiter,
-    notifier: runtime.notifier,
     audit: (entry) => audit.append(entry),
   });
 

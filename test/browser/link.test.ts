@@ -98,6 +98,61 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.close();
   });
 
+  /** J2 the short way, for the tests below that start from a linked customer. */
+  async function link(page: Page) {
+    await page.goto(`${bank.url}/security/portal/link`);
+    await page.getByTestId('reconfirm-password').fill(PASSWORD);
+    await page.getByTestId('reconfirm-submit').click();
+    await page.waitForURL((url) => url.href.startsWith(portal.url));
+    if (page.url().includes('/login'))
+      await logInWithCode(page, portal, '+79990000001', '+79990000001');
+    await page.getByTestId('consent-approve').click();
+    await page.getByTestId('otp-code').fill(await outboxCode(portal, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+    await page.waitForURL(`${bank.url}/security?linked=1`);
+  }
+
+  const portalRowStatus = async (page: Page) => {
+    await page.goto(`${portal.url}/access`);
+    const rows = page.locator('[data-testid^="connection-partner-"]');
+    return rows.first().getByTestId('connection-status').textContent();
+  };
+
+  it('J6: unlinking at the bank ends the consent at the portal and deletes the data', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await link(page);
+    await page.getByTestId('unlink-portal').click();
+    expect(await page.getByRole('status').textContent()).toContain('данные удалены');
+    expect(await page.getByTestId('portal-link-status').textContent()).toContain('не связан');
+    expect(await portalRowStatus(page)).toBe('Отключено');
+    await page.goto(`${bank.url}/profile`);
+    expect(await page.getByTestId('portal-data').count()).toBe(0);
+    await page.close();
+  });
+
+  it('J5: «Отключить» at the portal with a code stops the bank at once, and the bank forgets', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await link(page);
+    await page.goto(`${portal.url}/access`);
+    const row = page.locator('[data-testid^="connection-partner-"]').first();
+    expect(await row.getByTestId('connection-status').textContent()).toBe('Активно');
+    await row.getByTestId('connection-revoke').click();
+    await page.getByTestId('otp-code').fill(await outboxCode(portal, '+79990000001'));
+    await page.getByTestId('otp-submit').click();
+    expect(await portalRowStatus(page)).toBe('Отключено');
+
+    // The bank's next request is refused, and it deletes what it had.
+    await page.goto(`${bank.url}/gosuslugi`);
+    await page.getByTestId('portal-test-request').click();
+    await page.getByTestId('portal-test-result').waitFor();
+    expect(await page.getByTestId('portal-test-result').textContent()).toContain('отозвано');
+    await page.goto(`${bank.url}/security`);
+    expect(await page.getByTestId('portal-link-status').textContent()).toContain('не связан');
+    await page.close();
+  });
+
   it('a refusal at the portal lands on a clear page at the bank', async () => {
     const page = await browser.newPage();
     await bankLogin(page);

@@ -35,6 +35,7 @@ export function registerPortalAccessRoutes(
     return reply.page(
       h(BankSecurityPage, {
         chrome: ctx.chrome,
+        csrf: ctx.csrf,
         link: await links.view(ctx.customer.id),
         configured: links.configured(),
         ...extra,
@@ -137,6 +138,29 @@ export function registerPortalAccessRoutes(
     }
     return reply.redirect('/security?linked=1', 303);
   });
+
+  // J6: the customer ends access from the bank side.
+  app.post(
+    '/security/portal/unlink',
+    { schema: { hide: true, body: Type.Object({ _csrf: Type.String({ maxLength: 128 }) }) } },
+    async (request, reply) => {
+      const ctx = await signedIn(request, reply);
+      if (!ctx) return reply;
+      try {
+        const outcome = await links.unlink(ctx.customer.id);
+        return securityPage(request, reply, {
+          notice:
+            outcome === 'unlinked'
+              ? 'Доступ к Госуслугам отключён, полученные с портала данные удалены.'
+              : 'Профиль не был связан с Госуслугами.',
+        });
+      } catch (err) {
+        if (err instanceof AppError)
+          return securityPage(request, reply, { error: err.userMessage }, err.status);
+        throw err;
+      }
+    },
+  );
 
   app.get('/gosuslugi', { schema: { hide: true } }, async (request, reply) => {
     const ctx = await signedIn(request, reply);

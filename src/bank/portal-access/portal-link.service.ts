@@ -244,6 +244,39 @@ export function createPortalLinkService(deps: {
       };
     },
 
+    /**
+     * J6: the customer ends access from the bank. The refresh token is revoked at the
+     * portal (which ends the grant and the consent there), then the vault row goes with
+     * its data key. If the portal cannot be reached nothing is deleted: the customer is
+     * told to try again rather than left believing access ended.
+     */
+    async unlink(customerId: string): Promise<'unlinked' | 'not-linked'> {
+      const row = await store.get(customerId);
+      if (!row) return 'not-linked';
+      const key = await subjectKey(row);
+      const tokens = openJsonWithKey<Tokens>(
+        key,
+        parseKeySealed(row.tokens),
+        aad(customerId, 'tokens'),
+      );
+      key.fill(0);
+      try {
+        await client.tokenRevocation(
+          await requirePortal().config(),
+          tokens.refresh_token ?? tokens.access_token,
+          {
+            token_type_hint: tokens.refresh_token ? 'refresh_token' : 'access_token',
+          },
+        );
+      } catch (err) {
+        if (err instanceof PortalUnavailable || !(err as { error?: string }).error)
+          throw unavailable();
+        // The portal answered with an OAuth error: the grant is already gone there.
+      }
+      await store.delete(customerId);
+      return 'unlinked';
+    },
+
     /** J3: the status of the citizen's latest state service application, read live. */
     async testRequest(
       customerId: string,
@@ -279,9 +312,11 @@ export function createPortalLinkService(deps: {
         }
         const res = await fetchResource(tokens.access_token, row.portal_sub, '/orders');
         if (res.ok) return { ok: true, orders: res.json };
+        if (res.code === 'CONSENT_INACTIVE') await store.delete(customerId);
         const messages: Record<string, string> = {
           SCOPE_NOT_GRANTED: 'Согласие не распространяется на заявления на госуслуги.',
-          CONSENT_INACTIVE: 'Согласие на Госуслугах отозвано или истекло.',
+          CONSENT_INACTIVE:
+            'Согласие на Госуслугах отозвано или истекло. Банк удалил полученные с портала данные.',
           TOKEN_EXPIRED: 'Срок доступа истёк. Свяжите профиль с Госуслугами заново.',
         };
         return {

@@ -58,6 +58,15 @@ export function createPortalLinkStore(db: Kysely<PortalLinkTables>) {
         .where('customer_id', '=', customerId)
         .executeTakeFirst();
     },
+    /** Deletes the link with its wrapped key: what was sealed under it cannot be read again. */
+    async delete(customerId: string): Promise<boolean> {
+      const result = await db
+        .deleteFrom('portal_links')
+        .where('customer_id', '=', customerId)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) === 1;
+    },
+
     async updateTokens(customerId: string, tokens: string): Promise<void> {
       await db
         .updateTable('portal_links')

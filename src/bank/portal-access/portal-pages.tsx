@@ -48,6 +48,7 @@ export function LinkStatus(props: { link: LinkView | undefined }) {
 
 export function BankSecurityPage(props: {
   chrome: Chrome;
+  csrf: string;
   link: LinkView | undefined;
   configured: boolean;
   notice?: string | undefined;
@@ -67,6 +68,15 @@ export function BankSecurityPage(props: {
         ) : (
           <p class="hint">Связь с Госуслугами пока не настроена в банке.</p>
         )}
+        {props.link ? (
+          <form method="post" action="/security/portal/unlink">
+            <CsrfField token={props.csrf} />
+            <p class="hint">Банк отзовёт доступ на Госуслугах и удалит полученные оттуда данные.</p>
+            <button type="submit" class="secondary" data-testid="unlink-portal">
+              Отключить доступ к Госуслугам
+            </button>
+          </form>
+        ) : null}
       </section>
     </Layout>
   );

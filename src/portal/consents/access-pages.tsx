@@ -1,4 +1,5 @@
-import { Layout, type LayoutProps } from '../../platform/views/layout.js';
+import { OneTimeCodeInput } from '../../platform/login/login-pages.js';
+import { Alert, CsrfField, Layout, type LayoutProps } from '../../platform/views/layout.js';
 import {
   CONSENT_STATUS_LABELS,
   CONSENT_TYPES,
@@ -44,9 +45,15 @@ const day = (d: Date) =>
   });
 
 /** «Настройки → Управление доступом»: who has access to what, since when, until when. */
-export function AccessManagementPage(props: { chrome: Chrome; connections: ConnectionView[] }) {
+export function AccessManagementPage(props: {
+  chrome: Chrome;
+  csrf: string;
+  connections: ConnectionView[];
+  notice?: string | undefined;
+}) {
   return (
     <Layout {...props.chrome} title="Управление доступом">
+      {props.notice ? <Alert kind="success">{props.notice}</Alert> : null}
       <p>Организации и сервисы, которым вы предоставили доступ к своим данным на Госуслугах.</p>
       <div data-testid="connections-list">
         {props.connections.length === 0 ? (
@@ -69,6 +76,14 @@ export function AccessManagementPage(props: { chrome: Chrome; connections: Conne
                 <dt>Действует до</dt>
                 <dd>{day(c.consent.expiresAt)}</dd>
               </dl>
+              {c.consent.status === 'active' || c.consent.status === 'paused' ? (
+                <form method="post" action={`/access/${c.consent.id}/revoke`}>
+                  <CsrfField token={props.csrf} />
+                  <button type="submit" class="secondary" data-testid="connection-revoke">
+                    Отключить
+                  </button>
+                </form>
+              ) : null}
               <details>
                 <summary>История</summary>
                 <ul>
@@ -89,6 +104,44 @@ export function AccessManagementPage(props: { chrome: Chrome; connections: Conne
           ))
         )}
       </div>
+    </Layout>
+  );
+}
+
+/** Revocation is confirmed with a one-time code bound to this consent. */
+export function RevokeConfirmPage(props: {
+  chrome: Chrome;
+  csrf: string;
+  consentId: string;
+  partnerName: string;
+  method: 'sms' | 'totp';
+  maskedPhone: string;
+  error?: string | undefined;
+}) {
+  return (
+    <Layout {...props.chrome} title="Отключение доступа">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      <form
+        class="card"
+        method="post"
+        action={`/access/${props.consentId}/revoke/confirm`}
+        autocomplete="off"
+      >
+        <CsrfField token={props.csrf} />
+        <p>
+          Сервис «{props.partnerName}» больше не сможет получать ваши данные. Он обязан удалить уже
+          полученные данные.
+        </p>
+        <p>
+          {props.method === 'sms'
+            ? `Введите код из SMS, отправленного на номер ${props.maskedPhone}.`
+            : 'Введите код из приложения-аутентификатора.'}
+        </p>
+        <OneTimeCodeInput />
+      </form>
+      <p>
+        <a href="/access">Не отключать</a>
+      </p>
     </Layout>
   );
 }

@@ -1,27 +1,41 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { h } from 'preact';
-import type { LayoutProps } from '../../platform/views/layout.js';
+import { Type } from 'typebox';
+import type { AuditLog } from '../../platform/audit/audit-log.js';
+import { NotFoundError, TooManyAttemptsError } from '../../platform/http/errors.js';
+import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
+import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
+import type { Confirmations } from '../citizens/confirmation.js';
+import type { CitizenSignedIn } from '../citizens/signed-in.js';
 import { isKnownScope, scopeLabel } from '../data-api/scope-catalog.js';
-import { AccessManagementPage, type ConnectionView } from './access-pages.js';
+import type { OidcStore } from '../oidc/oidc.store.js';
+import { AccessManagementPage, RevokeConfirmPage, type ConnectionView } from './access-pages.js';
 import type { Consent } from './consent.js';
 import type { ConsentService } from './consent.service.js';
 
-/** «Управление доступом»: the citizen's connected partners, one row each, newest consent first. */
+const ConsentParams = Type.Object({ consentId: Type.String({ format: 'uuid' }) });
+
+/**
+ * «Управление доступом» (J12's list, J5's «Отключить»): the citizen's connected partners,
+ * one row each with the newest consent first, and revocation confirmed by a one-time code.
+ */
 export function registerAccessRoutes(
   app: FastifyInstance,
   deps: {
     consents: ConsentService;
     provider: Provider;
-    signedIn: (
-      request: FastifyRequest,
-      reply: FastifyReply,
-    ) => Promise<
-      { citizenId: string; chrome: Omit<LayoutProps, 'title' | 'children'> } | undefined
-    >;
+    oidc: OidcStore;
+    signedIn: CitizenSignedIn;
+    confirmations: Confirmations;
+    limiter: AttemptLimiter;
+    audit: AuditLog;
   },
 ): void {
-  app.get('/access', { schema: { hide: true } }, async (request, reply) => {
+  const partnerName = async (clientId: string) =>
+    (await deps.provider.Client.find(clientId))?.clientName ?? clientId;
+
+  const accessPage = async (request: FastifyRequest, reply: FastifyReply, notice?: string) => {
     const ctx = await deps.signedIn(request, reply);
     if (!ctx) return reply;
     const byClient = new Map<string, Consent[]>();
@@ -31,16 +45,139 @@ export function registerAccessRoutes(
     const connections: ConnectionView[] = [];
     for (const [clientId, consents] of byClient) {
       const [latest, ...earlier] = consents;
-      const client = await deps.provider.Client.find(clientId);
       connections.push({
         clientId,
-        partnerName: client?.clientName ?? clientId,
+        partnerName: await partnerName(clientId),
         consent: latest!,
         scopeLabels: latest!.scopes.map((s) => (isKnownScope(s) ? scopeLabel(s) : s)),
         events: await deps.consents.events(latest!.id),
         earlier,
       });
     }
-    return reply.page(h(AccessManagementPage, { chrome: ctx.chrome, connections }));
-  });
+    return reply.page(
+      h(AccessManagementPage, { chrome: ctx.chrome, csrf: ctx.csrf, connections, notice }),
+    );
+  };
+
+  app.get('/access', { schema: { hide: true } }, async (request, reply) =>
+    accessPage(request, reply),
+  );
+
+  /** The citizen's own live consent, or 404: nobody learns of others' consents. */
+  async function ownConsent(citizenId: string, consentId: string) {
+    const consent = await deps.consents.get(consentId);
+    if (!consent || consent.citizenId !== citizenId) throw new NotFoundError();
+    return consent;
+  }
+
+  async function confirmPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    consent: Consent,
+    error?: string,
+    status = 200,
+  ) {
+    const ctx = (await deps.signedIn(request, reply))!;
+    return reply.page(
+      h(RevokeConfirmPage, {
+        chrome: ctx.chrome,
+        csrf: ctx.csrf,
+        consentId: consent.id,
+        partnerName: await partnerName(consent.clientId),
+        method: ctx.citizen.secondFactor,
+        maskedPhone: maskPhone(ctx.personal.phone),
+        error,
+      }),
+      status,
+    );
+  }
+
+  app.post(
+    '/access/:consentId/revoke',
+    {
+      schema: {
+        hide: true,
+        params: ConsentParams,
+        body: Type.Object({ _csrf: Type.String({ maxLength: 128 }) }),
+      },
+    },
+    async (request, reply) => {
+      const ctx = await deps.signedIn(request, reply);
+      if (!ctx) return reply;
+      const consent = await ownConsent(
+        ctx.citizenId,
+        (request.params as { consentId: string }).consentId,
+      );
+      if (consent.status !== 'active' && consent.status !== 'paused')
+        return reply.redirect('/access', 303);
+      const name = await partnerName(consent.clientId);
+      await deps.confirmations.send(
+        { id: ctx.citizenId, secondFactor: ctx.citizen.secondFactor, phone: ctx.personal.phone },
+        `revoke:${consent.id}`,
+        (code) => ({
+          subject: 'Код для отключения доступа',
+          text: `Госуслуги: код ${code} для отключения доступа сервиса «${name}». Никому не сообщайте его.`,
+        }),
+      );
+      return confirmPage(request, reply, consent);
+    },
+  );
+
+  app.post(
+    '/access/:consentId/revoke/confirm',
+    {
+      schema: {
+        hide: true,
+        params: ConsentParams,
+        body: Type.Object({
+          _csrf: Type.String({ maxLength: 128 }),
+          code: Type.String({ maxLength: 16 }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const ctx = await deps.signedIn(request, reply);
+      if (!ctx) return reply;
+      const consent = await ownConsent(
+        ctx.citizenId,
+        (request.params as { consentId: string }).consentId,
+      );
+      const key = limiterKey(ctx.citizenId);
+      try {
+        await deps.limiter.assertAllowed(key);
+      } catch (err) {
+        if (err instanceof TooManyAttemptsError)
+          return confirmPage(request, reply, consent, err.userMessage, 429);
+        throw err;
+      }
+      const valid = await deps.confirmations.verify(
+        ctx.citizenId,
+        ctx.citizen.secondFactor,
+        `revoke:${consent.id}`,
+        (request.body as { code: string }).code,
+      );
+      if (!valid) {
+        await deps.limiter.recordFailure(key);
+        return confirmPage(request, reply, consent, 'Неверный или устаревший код.', 401);
+      }
+      await deps.limiter.reset(key);
+      const revoked = await deps.consents.revokeByCitizen(consent.id, ctx.citizenId);
+      if (revoked?.grantId) {
+        // The consent is over from the moment the line above committed; now its tokens go.
+        await deps.oidc.revokeByGrantId(revoked.grantId);
+        await deps.oidc.destroy('Grant', revoked.grantId);
+      }
+      await deps.audit.append({
+        actor: `citizen:${ctx.citizenId}`,
+        action: 'consent.revoked',
+        subject: `consent:${consent.id}`,
+        details: { client: consent.clientId },
+      });
+      return accessPage(
+        request,
+        reply,
+        `Доступ сервиса «${await partnerName(consent.clientId)}» отключён.`,
+      );
+    },
+  );
 }

@@ -159,12 +159,29 @@ export function createConsentService(deps: {
 
     /** The grant behind the consent is gone (e.g. a replayed code): the consent ends with it. */
     async revokeForGrant(grantId: string, actor: string, reason: string) {
-      return store.endWithEvent(grantId, 'revoked', {
+      return store.endWithEvent({ grantId }, 'revoked', {
         id: ids.uuid(),
         type: 'revoked',
         at: clock.now(),
         actor,
         details: { reason },
+      });
+    },
+
+    /**
+     * J5: the citizen ends a consent. Once this commits, every data read under it is
+     * refused (the data API checks the consent on each read); the caller then removes the
+     * grant's tokens. Returns undefined if the consent is not the citizen's or already over.
+     */
+    async revokeByCitizen(consentId: string, citizenId: string): Promise<Consent | undefined> {
+      const consent = await store.get(consentId);
+      if (!consent || consent.citizenId !== citizenId) return undefined;
+      return store.endWithEvent({ consentId }, 'revoked', {
+        id: ids.uuid(),
+        type: 'revoked',
+        at: clock.now(),
+        actor: 'citizen',
+        details: {},
       });
     },
 

@@ -131,7 +131,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
      * (and returns undefined) when it is not active or paused any more.
      */
     async endWithEvent(
-      grantId: string,
+      by: { grantId: string } | { consentId: string },
       status: 'revoked' | 'expired',
       event: Omit<ConsentEvent, 'consentId'> & { id: string },
     ): Promise<Consent | undefined> {
@@ -139,7 +139,11 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
         const row = await trx
           .updateTable('consents')
           .set({ status, updated_at: event.at })
-          .where('grant_id', '=', grantId)
+          .where(
+            'grantId' in by ? 'grant_id' : 'id',
+            '=',
+            'grantId' in by ? by.grantId : by.consentId,
+          )
           .where('status', 'in', ['active', 'paused'])
           .returningAll()
           .executeTakeFirst();

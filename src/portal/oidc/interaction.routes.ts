@@ -7,12 +7,10 @@ import { AppError, TooManyAttemptsError } from '../../platform/http/errors.js';
 import type { IdGenerator } from '../../platform/ids.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
 import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
-import type { Notifier } from '../../platform/notify/notifier.js';
-import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
-import { verifyTotp } from '../../platform/otp/totp.js';
 import type { LayoutProps } from '../../platform/views/layout.js';
 import { fullName } from '../citizens/citizen.js';
 import type { CitizenService } from '../citizens/citizen.service.js';
+import type { Confirmations } from '../citizens/confirmation.js';
 import { checkReadiness } from '../citizens/readiness.js';
 import { CONSENT_DETAIL_TYPE, type ConsentRequest } from '../consents/consent.js';
 import { parseConsentRequest, type ConsentService } from '../consents/consent.service.js';
@@ -36,9 +34,8 @@ export interface InteractionDeps {
   citizens: CitizenService;
   consents: ConsentService;
   records: CitizenRecordService;
-  codes: OneTimeCodes;
+  confirmations: Confirmations;
   limiter: AttemptLimiter;
-  notifier: Notifier;
   audit: (entry: {
     actor: string;
     action: string;
@@ -252,16 +249,14 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       const pending: PendingConsent = { uid, scopes: chosen.scopes };
       await request.session.setData({ pendingConsent: pending });
       const method = ctx.citizen.secondFactor;
-      if (method === 'sms') {
-        const { code } = await deps.codes.issue(ctx.userId, `consent:${uid}`);
-        await deps.notifier.send({
-          to: ctx.personal.phone,
-          channel: 'sms',
+      await deps.confirmations.send(
+        { id: ctx.userId, secondFactor: method, phone: ctx.personal.phone },
+        `consent:${uid}`,
+        (code) => ({
           subject: 'Код подтверждения доступа',
           text: `Госуслуги: код ${code} для предоставления доступа сервису «${ctx.partnerName}». Никому не сообщайте его.`,
-          code,
-        });
-      }
+        }),
+      );
       return reply.page(
         h(ConsentCodePage, {
           chrome: ctx.chrome,
@@ -317,7 +312,14 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
         throw err;
       }
       const code = (request.body as { code: string }).code.trim();
-      if (!(await codeIsValid(ctx.userId, ctx.citizen.secondFactor, uid, code))) {
+      if (
+        !(await deps.confirmations.verify(
+          ctx.userId,
+          ctx.citizen.secondFactor,
+          `consent:${uid}`,
+          code,
+        ))
+      ) {
         const { locked } = await deps.limiter.recordFailure(key);
         await deps.audit({
           actor: `citizen:${ctx.userId}`,
@@ -407,15 +409,6 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       );
     },
   );
-
-  async function codeIsValid(userId: string, method: 'sms' | 'totp', uid: string, code: string) {
-    if (method === 'sms') return (await deps.codes.verify(userId, `consent:${uid}`, code)).ok;
-    const account = await deps.citizens.loginAccount(userId);
-    const step = account?.totpSecret
-      ? verifyTotp(account.totpSecret, code, deps.clock.now())
-      : null;
-    return step !== null && (await deps.citizens.useTotpStep(userId, step));
-  }
 }
 
 /** Required scopes are always sent; optional ones only if ticked. Nothing else. */

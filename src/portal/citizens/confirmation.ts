@@ -1,0 +1,45 @@
+import type { Clock } from '../../platform/clock.js';
+import type { Notifier } from '../../platform/notify/notifier.js';
+import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
+import { verifyTotp } from '../../platform/otp/totp.js';
+import type { CitizenService } from './citizen.service.js';
+
+/**
+ * Confirming an operation (a consent, a revocation) with the citizen's second factor: an
+ * SMS code bound to that very operation, or a fresh TOTP code from the enrolled app.
+ */
+export function createConfirmations(deps: {
+  citizens: CitizenService;
+  codes: OneTimeCodes;
+  notifier: Notifier;
+  clock: Clock;
+}) {
+  return {
+    /** Sends an SMS code for `purpose` when the citizen confirms by SMS; TOTP needs nothing. */
+    async send(
+      citizen: { id: string; secondFactor: 'sms' | 'totp'; phone: string },
+      purpose: string,
+      text: (code: string) => { subject: string; text: string },
+    ): Promise<void> {
+      if (citizen.secondFactor !== 'sms') return;
+      const { code } = await deps.codes.issue(citizen.id, purpose);
+      await deps.notifier.send({ to: citizen.phone, channel: 'sms', code, ...text(code) });
+    },
+
+    async verify(
+      citizenId: string,
+      method: 'sms' | 'totp',
+      purpose: string,
+      code: string,
+    ): Promise<boolean> {
+      if (method === 'sms') return (await deps.codes.verify(citizenId, purpose, code.trim())).ok;
+      const account = await deps.citizens.loginAccount(citizenId);
+      const step = account?.totpSecret
+        ? verifyTotp(account.totpSecret, code, deps.clock.now())
+        : null;
+      return step !== null && (await deps.citizens.useTotpStep(citizenId, step));
+    },
+  };
+}
+
+export type Confirmations = ReturnType<typeof createConfirmations>;
