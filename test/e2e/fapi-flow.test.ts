@@ -4,13 +4,14 @@ import path from 'node:path';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPostgresUrl, testEngines } from '../support/databases.js';
-import { startDemo, type DemoProcess } from '../support/demo-process.js';
+import { HttpClient, startDemo, type DemoProcess } from '../support/demo-process.js';
 import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
 import {
   citizenApproves,
   E2E_DETAILS as DETAILS,
   E2E_SCOPES as SCOPES,
+  outboxCode,
   partnerClient,
 } from '../support/partner-client.js';
 
@@ -43,7 +44,7 @@ describe.each(testEngines())(
       for (const database of databases) await database.drop();
     });
 
-    async function authorize(uncheck: string[] = []) {
+    async function authorizationUrl() {
       const codeVerifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
       const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
@@ -54,6 +55,11 @@ describe.each(testEngines())(
         state,
         authorization_details: JSON.stringify(DETAILS),
       });
+      return { url, codeVerifier, state };
+    }
+
+    async function authorize(uncheck: string[] = []) {
+      const { url, codeVerifier, state } = await authorizationUrl();
       const { callback, consentPage } = await citizenApproves(demo.portalUrl, url, { uncheck });
       const tokens = await client.authorizationCodeGrant(rp.config, callback, {
         pkceCodeVerifier: codeVerifier,
@@ -188,6 +194,40 @@ describe.each(testEngines())(
       } finally {
         await dpopRp.close();
       }
+    });
+
+    it('J9: Петрова is stopped until she confirms her e-mail, then she connects', async () => {
+      const phone = '+79990000002';
+      const browser = new HttpClient(demo.portalUrl);
+      const first = await authorizationUrl();
+      const stopped = (await citizenApproves(demo.portalUrl, first.url, { phone, browser }).catch(
+        (err: unknown) => err,
+      )) as { status?: number; body?: string };
+      expect(stopped.status).toBe(409);
+      expect(stopped.body).toContain('data-testid="readiness-EMAIL_UNCONFIRMED"');
+      expect(stopped.body).toContain('Электронная почта не подтверждена.');
+
+      // «Личные данные» → confirm the e-mail with the code sent to it.
+      const profile = await browser.request('/profile');
+      const sent = await browser.request('/profile/email/send-code', {
+        form: { _csrf: HttpClient.csrf(profile.body) },
+      });
+      const confirmed = await browser.request('/profile/email/confirm', {
+        form: {
+          _csrf: HttpClient.csrf(sent.body),
+          code: await outboxCode(demo.portalUrl, 'petrova@example.test'),
+        },
+      });
+      expect(confirmed.body).toContain('Электронная почта подтверждена.');
+
+      const second = await authorizationUrl();
+      const { callback } = await citizenApproves(demo.portalUrl, second.url, { phone, browser });
+      const tokens = await client.authorizationCodeGrant(rp.config, callback, {
+        pkceCodeVerifier: second.codeVerifier,
+        expectedState: second.state,
+      });
+      const person = await get(tokens.access_token, `/rs/prns/${tokens.claims()!.sub}`);
+      expect(await person.json()).toMatchObject({ lastName: 'Петрова' });
     });
 
     it('each partner sees its own pairwise subject, and another oid is not found', async () => {

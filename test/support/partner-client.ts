@@ -59,7 +59,7 @@ export async function partnerClient(partnerDir: string, opts: { withCertificate?
   return { config, info, agent, request, close: () => agent.close() };
 }
 
-async function outboxCode(base: string, to: string): Promise<string> {
+export async function outboxCode(base: string, to: string): Promise<string> {
   const res = await fetch(`${base}/dev/outbox?to=${encodeURIComponent(to)}`);
   return ((await res.json()) as { code: string }[])[0]!.code;
 }
@@ -71,9 +71,10 @@ async function outboxCode(base: string, to: string): Promise<string> {
 export async function citizenApproves(
   portalUrl: string,
   authorizationUrl: URL,
-  opts: { uncheck?: string[] } = {},
+  opts: { uncheck?: string[]; phone?: string; browser?: HttpClient } = {},
 ): Promise<{ callback: URL; consentPage: string }> {
-  const browser = new HttpClient(portalUrl);
+  const phone = opts.phone ?? '+79990000001';
+  const browser = opts.browser ?? new HttpClient(portalUrl);
   let res = await browser.request(authorizationUrl.href);
   let consentPage = '';
   for (let hops = 0; hops < 20; hops++) {
@@ -84,17 +85,23 @@ export async function citizenApproves(
       continue;
     }
     if (res.status !== 200) {
-      throw new Error(`expected a page, got ${res.status}: ${res.body.slice(0, 500)}`);
+      throw Object.assign(
+        new Error(`expected a page, got ${res.status}: ${res.body.slice(0, 500)}`),
+        {
+          status: res.status,
+          body: res.body,
+        },
+      );
     }
     if (res.body.includes('data-testid="login-username"')) {
       res = await browser.request('/login', {
-        form: { _csrf: HttpClient.csrf(res.body), username: '+79990000001', password: PASSWORD },
+        form: { _csrf: HttpClient.csrf(res.body), username: phone, password: PASSWORD },
       });
       const codePage = await browser.request(res.location!);
       res = await browser.request('/login/code', {
         form: {
           _csrf: HttpClient.csrf(codePage.body),
-          code: await outboxCode(portalUrl, '+79990000001'),
+          code: await outboxCode(portalUrl, phone),
         },
       });
     } else if (res.body.includes('data-testid="consent-approve"')) {
@@ -109,7 +116,7 @@ export async function citizenApproves(
       res = await browser.request(action, {
         form: {
           _csrf: HttpClient.csrf(res.body),
-          code: await outboxCode(portalUrl, '+79990000001'),
+          code: await outboxCode(portalUrl, phone),
         },
       });
     } else {
