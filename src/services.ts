@@ -84,10 +84,13 @@ export async function startService(
         throw err;
       }
       const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
+      // Delivers queued partner events; any number of instances may run one.
+      const stopWorker = app.webhooks.startWorker({ logger: runtime.logger });
       return {
         ...service,
         mtlsUrl: `https://localhost:${mtlsPort}`,
         close: async () => {
+          await stopWorker();
           await app.partnerApi!.close();
           await service.close();
         },

@@ -15,6 +15,12 @@ import { loadPortalClient } from './portal-access/portal-client.js';
 import { registerPortalAccessRoutes } from './portal-access/portal-access.routes.js';
 import { createPortalLinkService } from './portal-access/portal-link.service.js';
 import { createPortalLinkStore, type PortalLinkTables } from './portal-access/portal-link.store.js';
+import { createPortalEvents } from './portal-access/portal-events.js';
+import { registerPortalEventRoutes } from './portal-access/portal-events.routes.js';
+import {
+  createPortalEventStore,
+  type PortalEventTables,
+} from './portal-access/portal-events.store.js';
 
 export const BANK_SITE = 'Банк · интернет-банк';
 
@@ -72,9 +78,10 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     },
   });
 
+  const linkStore = createPortalLinkStore(db as unknown as Kysely<PortalLinkTables>);
   const links = createPortalLinkService({
     portal,
-    store: createPortalLinkStore(db as unknown as Kysely<PortalLinkTables>),
+    store: linkStore,
     keyring: runtime.keyring,
     clock,
   });
@@ -87,9 +94,24 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     limiter,
     publicUrl: config.bank.publicUrl,
   });
+  const events = createPortalEvents({
+    portal,
+    store: createPortalEventStore(db as unknown as Kysely<PortalEventTables>),
+    links: linkStore,
+    sealer: runtime.sealer,
+    clock,
+    logger: runtime.logger,
+    receiverUrl: `${config.bank.publicUrl}/webhooks/portal`,
+  });
+  await registerPortalEventRoutes(app, events);
+  let stopEvents = () => {};
+  app.addHook('onReady', async () => {
+    stopEvents = events.start();
+  });
+  app.addHook('onClose', async () => stopEvents());
   if (runtime.outbox) registerDevOutbox(app, runtime.outbox);
 
-  return Object.assign(app, { customers, links });
+  return Object.assign(app, { customers, links, events });
 }
 
 export type BankApp = Awaited<ReturnType<typeof buildBankApp>>;

@@ -4,10 +4,12 @@ import type { OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
 import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
 import type { CustomerTables } from './customers/customer.store.js';
 import type { PortalLinkTables } from './portal-access/portal-link.store.js';
+import type { PortalEventTables } from './portal-access/portal-events.store.js';
 
 export type BankDB = SessionTables &
   AttemptTables &
   OneTimeCodeTables &
   ServiceKeyTables &
   CustomerTables &
-  PortalLinkTables;
+  PortalLinkTables &
+  PortalEventTables;

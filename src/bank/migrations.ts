@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
 import { createPortalLinkTables } from './portal-access/portal-link.store.js';
+import { createPortalEventTables } from './portal-access/portal-events.store.js';
 
 /** The bank's schema, in order. Never edit a migration that has shipped; add one. */
 export const bankMigrations: Record<string, Migration> = {
@@ -24,6 +25,11 @@ export const bankMigrations: Record<string, Migration> = {
   '0003_portal_links': {
     async up(db: Kysely<never>) {
       await createPortalLinkTables(db);
+    },
+  },
+  '0004_portal_events': {
+    async up(db: Kysely<never>) {
+      await createPortalEventTables(db);
     },
   },
 };

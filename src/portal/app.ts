@@ -12,6 +12,7 @@ import { createCitizenStore, type CitizenTables } from './citizens/citizen.store
 import { registerCitizenRoutes } from './citizens/citizen.routes.js';
 import { createConfirmations } from './citizens/confirmation.js';
 import { createSignedIn } from './citizens/signed-in.js';
+import { createWebhooks, type WebhookTables } from '../platform/webhooks/index.js';
 import { registerAccessRoutes } from './consents/access.routes.js';
 import type { PortalDB } from './db.js';
 import type { FastifyInstance } from 'fastify';
@@ -125,10 +126,27 @@ export async function buildPortalApp(
     clock,
     ids,
   });
+  // Partners hear of consent changes through signed webhooks, queued in the same
+  // transaction as the change (transactional outbox).
+  const webhooks = createWebhooks({
+    db: db as unknown as Kysely<WebhookTables>,
+    sealer: runtime.sealer,
+    clock,
+    ids,
+    allowPrivateUrls: config.mode !== 'production',
+  });
   const consents = createConsentService({
     store: createConsentStore(db as unknown as Kysely<ConsentTables>),
     clock,
     ids,
+    announce: async (trx, type, consent) => {
+      await webhooks.enqueue(trx as unknown as Kysely<WebhookTables>, consent.clientId, type, {
+        consent_id: consent.id,
+        status: consent.status,
+        scopes: consent.scopes,
+        expires_at: consent.expiresAt.toISOString(),
+      });
+    },
   });
   const audit = createAuditLog(db as unknown as Kysely<AuditTables>, clock);
   const oidcStore = createOidcStore(db as unknown as Kysely<OidcTables>);
@@ -249,6 +267,7 @@ export async function buildPortalApp(
       citizens,
       records,
       audit,
+      webhooks,
     });
   }
 
@@ -266,6 +285,7 @@ export async function buildPortalApp(
     partners,
     partnerApi,
     audit,
+    webhooks,
     sweepExpired,
   });
 }

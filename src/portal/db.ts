@@ -3,6 +3,7 @@ import type { AttemptTables } from '../platform/limits/attempt-limiter.js';
 import type { OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
 import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
 import type { AuditTables } from '../platform/audit/audit-log.js';
+import type { WebhookTables } from '../platform/webhooks/index.js';
 import type { CitizenTables } from './citizens/citizen.store.js';
 import type { ConsentTables } from './consents/consent.store.js';
 import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
@@ -20,4 +21,5 @@ export type PortalDB = SessionTables &
   PartnerTables &
   ConsentTables &
   AuditTables &
-  DpopTables;
+  DpopTables &
+  WebhookTables;

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
 import { createAuditTables } from '../platform/audit/audit-log.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
+import { createWebhookTables } from '../platform/webhooks/index.js';
 import { createConsentTables } from './consents/consent.store.js';
 import { createCitizenRecordTables } from './data-api/citizen-records.store.js';
 import { createOidcTables } from './oidc/oidc.store.js';
@@ -64,6 +65,11 @@ export const portalMigrations: Record<string, Migration> = {
   '0004_dpop_proofs': {
     async up(db: Kysely<never>) {
       await createDpopTables(db);
+    },
+  },
+  '0005_webhooks': {
+    async up(db: Kysely<never>) {
+      await createWebhookTables(db);
     },
   },
 };

@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { Webhook } from 'standardwebhooks';
 import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
@@ -228,6 +230,55 @@ describe.each(testEngines())(
       });
       const person = await get(tokens.access_token, `/rs/prns/${tokens.claims()!.sub}`);
       expect(await person.json()).toMatchObject({ lastName: 'Петрова' });
+    });
+
+    it('webhooks: a subscribed partner gets consent.granted and consent.revoked, signed (Standard Webhooks)', async () => {
+      const received: { type: string; data: { consent_id: string } }[] = [];
+      let secret = '';
+      let forged = 0;
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk) => (body += String(chunk)));
+        req.on('end', () => {
+          try {
+            received.push(
+              new Webhook(secret).verify(body, req.headers as Record<string, string>) as never,
+            );
+            res.writeHead(204).end();
+          } catch {
+            forged++;
+            res.writeHead(401).end();
+          }
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      try {
+        const port = (receiver.address() as { port: number }).port;
+        const subscribed = await rp.post(`${mtlsUrl}/partner/webhooks`, {
+          url: `http://127.0.0.1:${port}/hook`,
+        });
+        expect(subscribed.status).toBe(201);
+        ({ secret } = (await subscribed.json()) as { secret: string });
+        expect(secret).toMatch(/^whsec_/);
+
+        const { tokens } = await authorize();
+        const consentId = (tokens.authorization_details as unknown as { consent_id: string }[])[0]!
+          .consent_id;
+        await client.tokenRevocation(rp.config, tokens.refresh_token!, {
+          token_type_hint: 'refresh_token',
+        });
+        await expect
+          .poll(() => received.filter((e) => e.data.consent_id === consentId).map((e) => e.type), {
+            timeout: 15_000,
+          })
+          .toEqual(['consent.granted', 'consent.revoked']);
+        expect(forged).toBe(0);
+        // The revoked consent's token no longer reads.
+        const after = await get(tokens.access_token, `/rs/prns/${tokens.claims()!.sub}`);
+        expect(after.status).toBe(403);
+      } finally {
+        receiver.close();
+      }
     });
 
     it('each partner sees its own pairwise subject, and another oid is not found', async () => {

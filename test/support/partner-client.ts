@@ -56,7 +56,15 @@ export async function partnerClient(partnerDir: string, opts: { withCertificate?
   /** A plain GET over the same mTLS connection settings. */
   const request = (url: string, headers: Record<string, string> = {}) =>
     undiciFetch(url, { headers, dispatcher: agent });
-  return { config, info, agent, request, close: () => agent.close() };
+  /** A JSON POST over the same mTLS connection settings. */
+  const post = (url: string, json: unknown) =>
+    undiciFetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(json),
+      dispatcher: agent,
+    });
+  return { config, info, agent, request, post, close: () => agent.close() };
 }
 
 export async function outboxCode(base: string, to: string): Promise<string> {

@@ -14,6 +14,8 @@ export interface PartnerMaterial {
   issuer: string;
   redirectUri: string;
   dataApi: string;
+  /** Base URL of the portal's partner (mTLS) listener. */
+  mtlsBase: string;
 }
 
 export class PortalUnavailable extends Error {
@@ -28,6 +30,8 @@ export interface PortalClient {
     url: string,
     headers: Record<string, string>,
   ): Promise<{ status: number; body: string; contentType: string }>;
+  /** A JSON POST over mTLS with the bank's certificate. */
+  post(url: string, json: unknown): Promise<{ status: number; body: string }>;
   close(): Promise<void>;
 }
 
@@ -91,6 +95,7 @@ export function loadPortalClient(
       issuer: info.issuer,
       redirectUri: info.redirect_uris[0]!,
       dataApi: info.mtls_endpoints.data_api,
+      mtlsBase: new URL(info.mtls_endpoints.data_api).origin,
     },
     config,
     async get(url, headers) {
@@ -104,6 +109,21 @@ export function loadPortalClient(
       } catch (err) {
         throw new PortalUnavailable(
           `The portal data API is unreachable: ${(err as Error).message}`,
+        );
+      }
+    },
+    async post(url, json) {
+      try {
+        const res = await undiciFetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(json),
+          dispatcher: agent,
+        });
+        return { status: res.status, body: await res.text() };
+      } catch (err) {
+        throw new PortalUnavailable(
+          `The portal partner API is unreachable: ${(err as Error).message}`,
         );
       }
     },

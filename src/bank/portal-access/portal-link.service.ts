@@ -186,15 +186,22 @@ export function createPortalLinkService(deps: {
         );
       }
       const sub = tokens.claims()!.sub;
+      const detail = (
+        tokens.authorization_details as { consent_id?: string; expires_at?: string }[] | undefined
+      )?.find((d) => typeof d.consent_id === 'string');
+      if (!detail?.consent_id) {
+        // Without the consent id the bank could not honour its end: refuse to keep anything.
+        throw new PortalError(
+          'PORTAL_LINK_FAILED',
+          'The token response names no consent.',
+          'Госуслуги не сообщили номер согласия. Попробуйте связать профиль ещё раз.',
+        );
+      }
       const grantedScopes = new Set(
         String(tokens.scope ?? '')
           .split(' ')
           .filter(Boolean),
       );
-      const detail = (
-        tokens.authorization_details as
-          { consent_id?: string; expires_at?: string; scopes?: string[] }[] | undefined
-      )?.[0];
       const data: Record<string, unknown> = {};
       for (const item of FETCH) {
         if (item.scope !== 'openid' && !grantedScopes.has(item.scope)) continue;
@@ -210,7 +217,7 @@ export function createPortalLinkService(deps: {
       };
       await store.upsert({
         customer_id: customerId,
-        consent_id: detail?.consent_id ?? String(tokens.claims()!.sid ?? sub),
+        consent_id: detail.consent_id,
         portal_sub: sub,
         scopes: [...grantedScopes],
         consent_expires_at: detail?.expires_at

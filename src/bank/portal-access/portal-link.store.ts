@@ -67,6 +67,15 @@ export function createPortalLinkStore(db: Kysely<PortalLinkTables>) {
       return Number(result.numDeletedRows) === 1;
     },
 
+    /** Deletes the link made under a consent (the portal says it ended). */
+    async deleteByConsent(consentId: string): Promise<boolean> {
+      const result = await db
+        .deleteFrom('portal_links')
+        .where('consent_id', '=', consentId)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) === 1;
+    },
+
     async updateTokens(customerId: string, tokens: string): Promise<void> {
       await db
         .updateTable('portal_links')

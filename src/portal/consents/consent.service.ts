@@ -10,7 +10,8 @@ import {
   type ConsentRequest,
   type ConsentType,
 } from './consent.js';
-import type { ConsentStore } from './consent.store.js';
+import type { Kysely } from 'kysely';
+import type { ConsentStore, ConsentTables } from './consent.store.js';
 
 export const DEFAULT_CONSENT_DAYS = 90;
 export const MAX_CONSENT_DAYS = 365;
@@ -99,12 +100,27 @@ function invalid(message: string) {
   return new BadRequestError('INVALID_AUTHORIZATION_DETAILS', `authorization_details: ${message}.`);
 }
 
+/**
+ * Tells the partner about a consent change, inside the transaction that makes it (the
+ * transactional outbox: the event exists if and only if the change does).
+ */
+export type ConsentAnnouncer = (
+  trx: Kysely<ConsentTables>,
+  type: 'consent.granted' | 'consent.revoked' | 'consent.expired',
+  consent: Consent,
+) => Promise<void>;
+
 export function createConsentService(deps: {
   store: ConsentStore;
   clock: Clock;
   ids: IdGenerator;
+  announce?: ConsentAnnouncer;
 }) {
   const { store, clock, ids } = deps;
+  const announce =
+    (type: Parameters<ConsentAnnouncer>[1]) =>
+    async (trx: Kysely<ConsentTables>, consent: Consent) =>
+      deps.announce?.(trx, type, consent);
   return {
     /** Records what the citizen approved: only the scopes they left ticked. */
     async grant(input: {
@@ -132,17 +148,21 @@ export function createConsentService(deps: {
         createdAt: now,
         updatedAt: now,
       };
-      await store.insertWithEvent(consent, {
-        id: ids.uuid(),
-        consentId: consent.id,
-        type: 'granted',
-        at: now,
-        actor: 'citizen',
-        details: {
-          scopes: input.approvedScopes,
-          declined: input.request.scopes.filter((s) => !input.approvedScopes.includes(s)),
+      await store.insertWithEvent(
+        consent,
+        {
+          id: ids.uuid(),
+          consentId: consent.id,
+          type: 'granted',
+          at: now,
+          actor: 'citizen',
+          details: {
+            scopes: input.approvedScopes,
+            declined: input.request.scopes.filter((s) => !input.approvedScopes.includes(s)),
+          },
         },
-      });
+        announce('consent.granted'),
+      );
       return consent;
     },
 
@@ -159,13 +179,12 @@ export function createConsentService(deps: {
 
     /** The grant behind the consent is gone (e.g. a replayed code): the consent ends with it. */
     async revokeForGrant(grantId: string, actor: string, reason: string) {
-      return store.endWithEvent({ grantId }, 'revoked', {
-        id: ids.uuid(),
-        type: 'revoked',
-        at: clock.now(),
-        actor,
-        details: { reason },
-      });
+      return store.endWithEvent(
+        { grantId },
+        'revoked',
+        { id: ids.uuid(), type: 'revoked', at: clock.now(), actor, details: { reason } },
+        announce('consent.revoked'),
+      );
     },
 
     /**
@@ -176,13 +195,12 @@ export function createConsentService(deps: {
     async revokeByCitizen(consentId: string, citizenId: string): Promise<Consent | undefined> {
       const consent = await store.get(consentId);
       if (!consent || consent.citizenId !== citizenId) return undefined;
-      return store.endWithEvent({ consentId }, 'revoked', {
-        id: ids.uuid(),
-        type: 'revoked',
-        at: clock.now(),
-        actor: 'citizen',
-        details: {},
-      });
+      return store.endWithEvent(
+        { consentId },
+        'revoked',
+        { id: ids.uuid(), type: 'revoked', at: clock.now(), actor: 'citizen', details: {} },
+        announce('consent.revoked'),
+      );
     },
 
     get: (id: string) => store.get(id),

@@ -33,6 +33,9 @@ export interface ConsentEventTable {
   details: Record<string, unknown>;
 }
 
+/** Work done in the same transaction as a consent change (e.g. the webhook outbox). */
+export type InTransaction = (trx: Kysely<ConsentTables>, consent: Consent) => Promise<void>;
+
 export interface ConsentTables {
   consents: ConsentTable;
   consent_events: ConsentEventTable;
@@ -91,7 +94,11 @@ const toConsent = (r: ConsentTable): Consent => ({
 export function createConsentStore(db: Kysely<ConsentTables>) {
   return {
     /** Inserts the consent and its first event in one transaction. */
-    async insertWithEvent(consent: Consent, event: ConsentEvent & { id: string }): Promise<void> {
+    async insertWithEvent(
+      consent: Consent,
+      event: ConsentEvent & { id: string },
+      within?: InTransaction,
+    ): Promise<void> {
       await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('consents')
@@ -123,6 +130,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
             details: JSON.stringify(event.details) as never,
           })
           .execute();
+        await within?.(trx, consent);
       });
     },
 
@@ -134,6 +142,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
       by: { grantId: string } | { consentId: string },
       status: 'revoked' | 'expired',
       event: Omit<ConsentEvent, 'consentId'> & { id: string },
+      within?: InTransaction,
     ): Promise<Consent | undefined> {
       return db.transaction().execute(async (trx) => {
         const row = await trx
@@ -159,7 +168,9 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
             details: JSON.stringify(event.details) as never,
           })
           .execute();
-        return toConsent(row);
+        const ended = toConsent(row);
+        await within?.(trx, ended);
+        return ended;
       });
     },
 

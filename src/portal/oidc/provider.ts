@@ -194,14 +194,16 @@ export function createProvider(deps: ProviderDeps): Provider {
             },
           },
         },
-        // Our policy: what the citizen approved is exactly what the tokens carry.
-        authorizationDetailsForGrantSource: (_ctx: unknown, source: { rar?: unknown }) =>
-          source.rar,
+        // Our policy: what the citizen approved — the grant's details, with the consent id —
+        // is exactly what codes and tokens carry, and what the token response reports
+        // (RFC 9396 §7), whatever the request asked for.
+        authorizationDetailsForGrantSource: (ctx: KoaContextWithOIDC, source: { rar?: unknown }) =>
+          (ctx.oidc.entities.Grant as { rar?: unknown } | undefined)?.rar ?? source.rar,
         authorizationDetailsForAccessToken: (
-          _ctx: unknown,
+          ctx: KoaContextWithOIDC,
           _token: unknown,
           source: { rar?: unknown },
-        ) => source.rar,
+        ) => (ctx.oidc.entities.Grant as { rar?: unknown } | undefined)?.rar ?? source.rar,
         authorizationDetailsForIntrospection: (_ctx: unknown, token: { rar?: unknown }) =>
           token.rar,
       } as never,

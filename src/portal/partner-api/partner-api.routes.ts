@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
 import type { Clock } from '../../platform/clock.js';
 import { ForbiddenError } from '../../platform/http/errors.js';
+import type { Webhooks } from '../../platform/webhooks/index.js';
 import { peerCertificateOf } from '../../platform/mtls/index.js';
 import type { CitizenService } from '../citizens/citizen.service.js';
 import type { ConsentService } from '../consents/consent.service.js';
@@ -38,6 +39,7 @@ export interface PartnerApiDeps {
   citizens: CitizenService;
   records: CitizenRecordService;
   audit: AuditLog;
+  webhooks: Webhooks;
 }
 
 /** CONTRACT.md paths → our resource names (ESIA: /rs/prns/{oid}/docs, /addrs, /ctts). */
@@ -88,6 +90,35 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
         },
         time: deps.clock.now().toISOString(),
       };
+    },
+  );
+
+  // CONTRACT.md: a partner subscribes to its events; the secret is shown once.
+  app.post(
+    '/partner/webhooks',
+    {
+      schema: {
+        summary: 'Register a webhook endpoint for the calling partner (Standard Webhooks)',
+        body: Type.Object({ url: Type.String({ minLength: 1, maxLength: 2000 }) }),
+        response: { 201: Type.Object({ id: Type.String(), secret: Type.String() }) },
+      },
+    },
+    async (request, reply) => {
+      const cert = peer(request);
+      const partner = cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined;
+      if (!partner || partner.status !== 'active') {
+        throw new ForbiddenError(
+          'This client certificate is not registered to an active partner.',
+          'Сертификат не зарегистрирован.',
+          'PARTNER_UNKNOWN',
+        );
+      }
+      // A refused URL is a WebhookError (an AppError): problem+json 400 with its code.
+      const endpoint = await deps.webhooks.registerEndpoint(
+        partner.client_id,
+        (request.body as { url: string }).url,
+      );
+      return reply.status(201).send(endpoint);
     },
   );
 

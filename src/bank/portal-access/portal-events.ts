@@ -1,0 +1,116 @@
+import type { Logger } from 'pino';
+import { Webhook } from 'standardwebhooks';
+import type { Clock } from '../../platform/clock.js';
+import {
+  parseSealed,
+  recordAad,
+  serializeSealed,
+  type Sealer,
+} from '../../platform/crypto/index.js';
+import { AppError } from '../../platform/http/errors.js';
+import type { PortalClient } from './portal-client.js';
+import type { PortalEventStore } from './portal-events.store.js';
+import type { PortalLinkStore } from './portal-link.store.js';
+
+/** A portal event as delivered (Standard Webhooks envelope). */
+interface PortalEvent {
+  type: string;
+  timestamp: string;
+  data: { consent_id?: string };
+}
+
+const SECRET_AAD = recordAad('portal_webhook', 'portal', 'secret');
+
+/**
+ * The bank's side of the portal's signed webhooks: it subscribes once over mTLS, then
+ * verifies every delivery (signature and timestamp, Standard Webhooks), ignores a
+ * delivery it has seen, and acts: when a consent ends, the data obtained under it goes.
+ */
+export function createPortalEvents(deps: {
+  portal: PortalClient | undefined;
+  store: PortalEventStore;
+  links: PortalLinkStore;
+  sealer: Sealer;
+  clock: Clock;
+  logger: Logger;
+  /** Where the portal should deliver, e.g. http://localhost:4000/webhooks/portal. */
+  receiverUrl: string;
+}) {
+  async function subscribe(): Promise<void> {
+    const existing = await deps.store.subscription();
+    if (existing || !deps.portal) return;
+    const res = await deps.portal.post(`${deps.portal.material.mtlsBase}/partner/webhooks`, {
+      url: deps.receiverUrl,
+    });
+    if (res.status !== 201)
+      throw new Error(`the portal refused the webhook subscription (${res.status})`);
+    const body = JSON.parse(res.body) as { id: string; secret: string };
+    await deps.store.saveSubscription({
+      endpoint_id: body.id,
+      secret: serializeSealed(await deps.sealer.seal(body.secret, SECRET_AAD)),
+      registered_at: deps.clock.now(),
+    });
+  }
+
+  return {
+    /** Subscribes in the background, retrying until the portal answers; returns a stop function. */
+    start(retryMs = 15_000): () => void {
+      let timer: NodeJS.Timeout | undefined;
+      let stopped = false;
+      const attempt = () => {
+        subscribe().catch((err: unknown) => {
+          deps.logger.warn(
+            { err: (err as Error).message },
+            'portal webhook subscription failed; will retry',
+          );
+          if (!stopped) timer = setTimeout(attempt, retryMs).unref();
+        });
+      };
+      attempt();
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
+    },
+
+    /** Handles one delivery; throws AppError for a forged, stale or unexpected one. */
+    async receive(
+      rawBody: string,
+      headers: Record<string, string>,
+    ): Promise<'handled' | 'duplicate' | 'ignored'> {
+      const subscription = await deps.store.subscription();
+      if (!subscription) {
+        throw new AppError(
+          'WEBHOOK_NOT_SUBSCRIBED',
+          503,
+          'The bank has no portal subscription yet.',
+        );
+      }
+      const secret = await deps.sealer.openText(parseSealed(subscription.secret), SECRET_AAD);
+      let event: PortalEvent;
+      try {
+        event = new Webhook(secret).verify(rawBody, headers) as PortalEvent;
+      } catch {
+        throw new AppError(
+          'WEBHOOK_SIGNATURE_INVALID',
+          401,
+          'The webhook signature or timestamp is invalid.',
+        );
+      }
+      if (!(await deps.store.firstReceipt(headers['webhook-id']!, event.type, deps.clock.now()))) {
+        return 'duplicate';
+      }
+      if (
+        (event.type === 'consent.revoked' || event.type === 'consent.expired') &&
+        event.data.consent_id
+      ) {
+        // Crypto-shredding: the row holds the only copy of the customer's data key.
+        await deps.links.deleteByConsent(event.data.consent_id);
+        return 'handled';
+      }
+      return 'ignored';
+    },
+  };
+}
+
+export type PortalEvents = ReturnType<typeof createPortalEvents>;
