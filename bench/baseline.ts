@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMtlsServerOptions } from '../src/platform/mtls/index.js';
 import type { Pki } from '../src/platform/pki/index.js';
-import { readBearerToken } from '../src/portal/partner-api/access-checks.js';
+import { readAccessToken } from '../src/portal/partner-api/access-checks.js';
 
 /**
  * The yardstick: a bare Fastify hello-world on the partner listener's exact TLS settings
@@ -27,7 +27,7 @@ export async function startBaseline(
   });
   app.get('/', async () => ({ hello: 'world' }));
   app.get('/verified', async (request) => {
-    await verifyAccessToken(readBearerToken(request.headers.authorization));
+    await verifyAccessToken(readAccessToken(request.headers.authorization).token);
     return { hello: 'world' };
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -10,7 +10,7 @@ import {
   checkSubject,
   createTokenVerifier,
   grantedScopes,
-  readBearerToken,
+  readAccessToken,
   type AccessTokenClaims,
 } from './access-checks.js';
 
@@ -40,9 +40,16 @@ async function refusedAsync(promise: Promise<unknown>): Promise<AccessRefused> {
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-describe('readBearerToken', () => {
-  it('returns the token of a Bearer Authorization header', () => {
-    expect(readBearerToken('Bearer eyJhbGciOi.eyJzdWIi.c2ln-_')).toBe('eyJhbGciOi.eyJzdWIi.c2ln-_');
+describe('readAccessToken', () => {
+  it('returns the scheme and token of a Bearer or DPoP Authorization header', () => {
+    expect(readAccessToken('Bearer eyJhbGciOi.eyJzdWIi.c2ln-_')).toEqual({
+      scheme: 'Bearer',
+      token: 'eyJhbGciOi.eyJzdWIi.c2ln-_',
+    });
+    expect(readAccessToken('DPoP eyJhbGciOi.eyJzdWIi.c2ln')).toEqual({
+      scheme: 'DPoP',
+      token: 'eyJhbGciOi.eyJzdWIi.c2ln',
+    });
   });
 
   it.each([
@@ -52,9 +59,8 @@ describe('readBearerToken', () => {
     ['Bearer without a token', 'Bearer '],
     ['a token with spaces', 'Bearer abc def'],
     ['a token with characters outside RFC 6750', 'Bearer abc"def'],
-    ['a DPoP token', 'DPoP eyJhbGciOi.eyJzdWIi.c2ln'],
   ])('refuses %s with 401 TOKEN_MISSING', (_what, header) => {
-    const err = refusedBy(() => readBearerToken(header));
+    const err = refusedBy(() => readAccessToken(header));
     expect(err.code).toBe('TOKEN_MISSING');
     expect(err.status).toBe(401);
     expect(err.headers['www-authenticate']).toBe('Bearer error="invalid_token"');

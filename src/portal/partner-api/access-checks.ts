@@ -44,14 +44,6 @@ export function readAccessToken(authorization: string | undefined): {
   return { scheme: match[1] as 'Bearer' | 'DPoP', token: match[2]! };
 }
 
-/** The Bearer form only (kept for callers that accept nothing else). */
-export function readBearerToken(authorization: string | undefined): string {
-  const { scheme, token } = readAccessToken(authorization);
-  if (scheme !== 'Bearer')
-    throw new AccessRefused('TOKEN_MISSING', 401, 'A Bearer access token is required.');
-  return token;
-}
-
 /**
  * RFC 9068: a JWT access token signed by the portal (ES256 only — `alg: none` and any
  * HMAC confusion fail here), issued for the data API, not expired, typ at+jwt.
