@@ -272,7 +272,19 @@ export async function buildPortalApp(
   }
 
   /** Expired OIDC artefacts and DPoP proof ids; run by the housekeeping timer. */
-  const sweepExpired = async (now: Date) => ({
+  const sweepExpired = async (now: Date) => {
+    // Consents past their end: status «Истёк срок», partner told, tokens removed.
+    const expiredGrants = await consents.expireOverdue();
+    for (const grantId of expiredGrants) {
+      await oidcStore.revokeByGrantId(grantId);
+      await oidcStore.destroy('Grant', grantId);
+    }
+    return {
+      consents: expiredGrants.length,
+      ...(await sweepArtefacts(now)),
+    };
+  };
+  const sweepArtefacts = async (now: Date) => ({
     oidc: await oidcStore.deleteExpired(now),
     dpop: await deleteExpiredProofs(db as unknown as Kysely<DpopTables>, now),
   });

@@ -239,6 +239,40 @@ describeEachEngine('consent service', (engine) => {
     expect(await consents.activeForGrant('grant-1')).toBeUndefined();
   });
 
+  it('expires consents past their end, records why, and announces it in the same transaction', async () => {
+    const announced: string[] = [];
+    consents = createConsentService({
+      store: createConsentStore(database.db),
+      clock,
+      ids: randomIds,
+      announce: async (trx, type, consent) => {
+        // Proves it runs inside the consent's transaction: it sees the new status.
+        const row = await trx
+          .selectFrom('consents')
+          .select('status')
+          .where('id', '=', consent.id)
+          .executeTakeFirstOrThrow();
+        announced.push(`${type}:${row.status}`);
+      },
+    });
+    const granted = await grant();
+    expect(await consents.expireOverdue()).toEqual([]);
+    clock.advance(30 * 24 * 60 * 60_000);
+    expect(await consents.expireOverdue()).toEqual(['grant-1']);
+    expect((await consents.get(granted.id))?.status).toBe('expired');
+    expect((await consents.events(granted.id)).map((e) => e.type)).toEqual(['granted', 'expired']);
+    expect(announced).toEqual(['consent.granted:active', 'consent.expired:expired']);
+    expect(await consents.expireOverdue()).toEqual([]); // once only
+  });
+
+  it('a citizen revokes only their own live consent', async () => {
+    const granted = await grant();
+    expect(await consents.revokeByCitizen(granted.id, 'someone-else')).toBeUndefined();
+    expect((await consents.revokeByCitizen(granted.id, 'citizen-1'))?.status).toBe('revoked');
+    expect(await consents.revokeByCitizen(granted.id, 'citizen-1')).toBeUndefined();
+    expect(await consents.activeForGrant('grant-1')).toBeUndefined();
+  });
+
   it('activeForGrant returns nothing for an unknown grant', async () => {
     await grant();
     expect(await consents.activeForGrant('grant-unknown')).toBeUndefined();

@@ -203,6 +203,25 @@ export function createConsentService(deps: {
       );
     },
 
+    /**
+     * Marks consents past their end as expired and tells their partners. Reads never
+     * waited for this — every read checks the end date itself — so a late run only
+     * delays the status and the event. Returns the grants that expired (to drop tokens).
+     */
+    async expireOverdue(limit = 100): Promise<string[]> {
+      const expired: string[] = [];
+      for (const grantId of await store.overdue(clock.now(), limit)) {
+        const ended = await store.endWithEvent(
+          { grantId },
+          'expired',
+          { id: ids.uuid(), type: 'expired', at: clock.now(), actor: 'system', details: {} },
+          announce('consent.expired'),
+        );
+        if (ended) expired.push(grantId);
+      }
+      return expired;
+    },
+
     get: (id: string) => store.get(id),
     listForCitizen: (citizenId: string) => store.listForCitizen(citizenId),
     events: (consentId: string) => store.events(consentId),

@@ -192,6 +192,19 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
       return row ? toConsent(row) : undefined;
     },
 
+    /** Grants of consents still marked active or paused although their end has passed. */
+    async overdue(now: Date, limit: number): Promise<string[]> {
+      const rows = await db
+        .selectFrom('consents')
+        .select('grant_id')
+        .where('status', 'in', ['active', 'paused'])
+        .where('expires_at', '<=', now)
+        .where('grant_id', 'is not', null)
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.grant_id!);
+    },
+
     async listForCitizen(citizenId: string): Promise<Consent[]> {
       const rows = await db
         .selectFrom('consents')
