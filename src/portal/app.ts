@@ -195,6 +195,7 @@ export async function buildPortalApp(
     confirmations,
     limiter,
     audit,
+    clock,
   });
   // The sandbox's integration guide, linked from the discovery document.
   app.get('/docs/data-api', { schema: { hide: true } }, async (_request, reply) =>

@@ -98,6 +98,22 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     expect(await page.getByTestId('portal-test-result').textContent()).toMatch(
       /Заявление № \S+ «.+»: /,
     );
+
+    // J12: the citizen sees who read what, and can take it away as JSON — without values.
+    await page.goto(`${portal.url}/access`);
+    await page.getByTestId('access-log-link').click();
+    const entries = page.getByTestId('access-log-entry');
+    expect(await entries.count()).toBeGreaterThanOrEqual(5); // person, docs, addrs, ctts, orders
+    const log = await page.getByTestId('access-log').textContent();
+    expect(log).toContain('Банк');
+    expect(log).toContain('Паспорт');
+    expect(log).toContain('Заявления на госуслуги');
+    const exported = await page.evaluate(async () => (await fetch('/access/log.json')).text());
+    const json = JSON.parse(exported) as { entries: { category: string; fields: string[] }[] };
+    expect(json.entries.some((e) => e.category === 'Паспорт' && e.fields.length > 0)).toBe(true);
+    await page.goto(`${portal.url}/profile`);
+    const snils = (await page.getByTestId('personal-snils').textContent())!;
+    expect(exported).not.toContain(snils);
     await page.close();
   });
 

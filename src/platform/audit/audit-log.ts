@@ -104,6 +104,19 @@ export function createAuditLog(db: Kysely<AuditTables>, clock: Clock) {
       });
     },
 
+    /** Entries about any of the given subjects, newest first. */
+    async listForSubjects(subjects: string[], action: string, limit = 500) {
+      if (subjects.length === 0) return [];
+      return db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('subject', 'in', subjects)
+        .where('action', '=', action)
+        .orderBy('seq', 'desc')
+        .limit(limit)
+        .execute();
+    },
+
     async list(filter: { subject?: string; action?: string; limit?: number } = {}) {
       let query = db.selectFrom('audit_log').selectAll();
       if (filter.subject) query = query.where('subject', '=', filter.subject);

@@ -54,7 +54,12 @@ export function AccessManagementPage(props: {
   return (
     <Layout {...props.chrome} title="Управление доступом">
       {props.notice ? <Alert kind="success">{props.notice}</Alert> : null}
-      <p>Организации и сервисы, которым вы предоставили доступ к своим данным на Госуслугах.</p>
+      <p>
+        Организации и сервисы, которым вы предоставили доступ к своим данным на Госуслугах.{' '}
+        <a href="/access/log" data-testid="access-log-link">
+          Кто запрашивал мои данные
+        </a>
+      </p>
       <div data-testid="connections-list">
         {props.connections.length === 0 ? (
           <section class="card">
@@ -142,6 +147,73 @@ export function RevokeConfirmPage(props: {
       <p>
         <a href="/access">Не отключать</a>
       </p>
+    </Layout>
+  );
+}
+
+export interface AccessLogEntry {
+  at: Date;
+  clientId: string;
+  partnerName: string;
+  consentId: string;
+  /** Russian name of the data category read. */
+  category: string;
+  fields: string[];
+}
+
+/** J12 «Кто запрашивал мои данные»: every read from the audit log, newest first. */
+export function AccessLogPage(props: {
+  chrome: Chrome;
+  entries: AccessLogEntry[];
+  partners: { clientId: string; name: string }[];
+  selected?: string | undefined;
+}) {
+  const query = props.selected ? `?client=${encodeURIComponent(props.selected)}` : '';
+  return (
+    <Layout {...props.chrome} title="Кто запрашивал мои данные">
+      <form class="card" method="get" action="/access/log">
+        <label for="client">Организация</label>
+        <select id="client" name="client" data-testid="access-log-filter">
+          <option value="">Все</option>
+          {props.partners.map((p) => (
+            <option value={p.clientId} selected={p.clientId === props.selected}>
+              {p.name}
+            </option>
+          ))}
+        </select>
+        <div>
+          <button type="submit">Показать</button>{' '}
+          <a
+            class="button secondary"
+            href={`/access/log.json${query}`}
+            data-testid="access-log-export"
+          >
+            Скачать (JSON)
+          </a>
+        </div>
+      </form>
+      {props.entries.length === 0 ? (
+        <p data-testid="access-log-empty">Обращений к вашим данным не было.</p>
+      ) : (
+        <table data-testid="access-log">
+          <thead>
+            <tr>
+              <th>Когда</th>
+              <th>Организация</th>
+              <th>Какие данные</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.entries.map((e) => (
+              <tr data-testid="access-log-entry">
+                <td>{when(e.at)}</td>
+                <td>{e.partnerName}</td>
+                <td>{e.category}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </Layout>
   );
 }

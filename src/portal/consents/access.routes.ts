@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { h } from 'preact';
 import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
+import type { Clock } from '../../platform/clock.js';
 import { NotFoundError, TooManyAttemptsError } from '../../platform/http/errors.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
 import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
@@ -10,7 +11,13 @@ import type { Confirmations } from '../citizens/confirmation.js';
 import type { CitizenSignedIn } from '../citizens/signed-in.js';
 import { isKnownScope, scopeLabel } from '../data-api/scope-catalog.js';
 import type { OidcStore } from '../oidc/oidc.store.js';
-import { AccessManagementPage, RevokeConfirmPage, type ConnectionView } from './access-pages.js';
+import {
+  AccessLogPage,
+  AccessManagementPage,
+  RevokeConfirmPage,
+  type AccessLogEntry,
+  type ConnectionView,
+} from './access-pages.js';
 import type { Consent } from './consent.js';
 import type { ConsentService } from './consent.service.js';
 
@@ -30,6 +37,7 @@ export function registerAccessRoutes(
     confirmations: Confirmations;
     limiter: AttemptLimiter;
     audit: AuditLog;
+    clock: Clock;
   },
 ): void {
   const partnerName = async (clientId: string) =>
@@ -61,6 +69,97 @@ export function registerAccessRoutes(
 
   app.get('/access', { schema: { hide: true } }, async (request, reply) =>
     accessPage(request, reply),
+  );
+
+  const CATEGORY: Record<string, string> = {
+    person: 'Основные сведения (ФИО, дата рождения, СНИЛС, ИНН)',
+    docs: 'Паспорт',
+    addrs: 'Адреса',
+    ctts: 'Телефон и электронная почта',
+    orders: 'Заявления на госуслуги',
+    payments: 'Выплаты и льготы',
+  };
+
+  /** Every data read under the citizen's consents, from the audit log; optionally one partner. */
+  async function accessLog(
+    citizenId: string,
+    clientId: string | undefined,
+  ): Promise<AccessLogEntry[]> {
+    const consents = (await deps.consents.listForCitizen(citizenId)).filter(
+      (c) => !clientId || c.clientId === clientId,
+    );
+    const byId = new Map(consents.map((c) => [`consent:${c.id}`, c]));
+    const names = new Map<string, string>();
+    const entries: AccessLogEntry[] = [];
+    for (const row of await deps.audit.listForSubjects([...byId.keys()], 'data.read')) {
+      const consent = byId.get(row.subject!)!;
+      if (!names.has(consent.clientId))
+        names.set(consent.clientId, await partnerName(consent.clientId));
+      const details = row.details as { resource?: string; fields?: string[] };
+      entries.push({
+        at: new Date(row.at),
+        clientId: consent.clientId,
+        partnerName: names.get(consent.clientId)!,
+        consentId: consent.id,
+        category: CATEGORY[details.resource ?? ''] ?? String(details.resource),
+        fields: details.fields ?? [],
+      });
+    }
+    return entries;
+  }
+
+  const LogQuery = Type.Object({ client: Type.Optional(Type.String({ maxLength: 128 })) });
+
+  app.get(
+    '/access/log',
+    { schema: { hide: true, querystring: LogQuery } },
+    async (request, reply) => {
+      const ctx = await deps.signedIn(request, reply);
+      if (!ctx) return reply;
+      const selected = (request.query as { client?: string }).client || undefined;
+      const clientIds = [
+        ...new Set((await deps.consents.listForCitizen(ctx.citizenId)).map((c) => c.clientId)),
+      ];
+      const partners = await Promise.all(
+        clientIds.map(async (id) => ({ clientId: id, name: await partnerName(id) })),
+      );
+      return reply.page(
+        h(AccessLogPage, {
+          chrome: ctx.chrome,
+          entries: await accessLog(ctx.citizenId, selected),
+          partners,
+          selected,
+        }),
+      );
+    },
+  );
+
+  // The same, as a file the citizen can keep (J12: exportable as JSON).
+  app.get(
+    '/access/log.json',
+    { schema: { hide: true, querystring: LogQuery } },
+    async (request, reply) => {
+      const ctx = await deps.signedIn(request, reply);
+      if (!ctx) return reply;
+      const entries = await accessLog(
+        ctx.citizenId,
+        (request.query as { client?: string }).client || undefined,
+      );
+      return reply
+        .header('content-disposition', 'attachment; filename="access-log.json"')
+        .header('cache-control', 'no-store')
+        .type('application/json; charset=utf-8')
+        .send({
+          exported_at: deps.clock.now().toISOString(),
+          entries: entries.map((e) => ({
+            at: e.at.toISOString(),
+            partner: { client_id: e.clientId, name: e.partnerName },
+            consent_id: e.consentId,
+            category: e.category,
+            fields: e.fields,
+          })),
+        });
+    },
   );
 
   /** The citizen's own live consent, or 404: nobody learns of others' consents. */
