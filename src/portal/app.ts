@@ -10,7 +10,7 @@ import type { ServiceRuntime } from '../platform/runtime/service-runtime.js';
 import { createCitizenService } from './citizens/citizen.service.js';
 import { createCitizenStore, type CitizenTables } from './citizens/citizen.store.js';
 import { registerCitizenRoutes } from './citizens/citizen.routes.js';
-import { createConfirmations } from './citizens/confirmation.js';
+import { createCitizenNotices, createConfirmations } from './citizens/confirmation.js';
 import { createSignedIn } from './citizens/signed-in.js';
 import { createWebhooks, type WebhookTables } from '../platform/webhooks/index.js';
 import { registerAccessRoutes } from './consents/access.routes.js';
@@ -135,10 +135,33 @@ export async function buildPortalApp(
     ids,
     allowPrivateUrls: config.mode !== 'production',
   });
+  const notifyCitizen = createCitizenNotices({ citizens, notifier: runtime.notifier });
+  // Resolved lazily: the provider is built after the consent service.
+  let partnerNameOf = async (clientId: string) => clientId;
   const consents = createConsentService({
     store: createConsentStore(db as unknown as Kysely<ConsentTables>),
     clock,
     ids,
+    afterChange: async (type, consent) => {
+      const partner = await partnerNameOf(consent.clientId);
+      const until = consent.expiresAt.toLocaleDateString('ru-RU', { timeZone: 'Europe/Moscow' });
+      const notices = {
+        'consent.granted': [
+          'Вы предоставили доступ к данным',
+          `Госуслуги: вы предоставили сервису «${partner}» доступ к своим данным до ${until}. Отключить доступ можно в разделе «Управление доступом».`,
+        ],
+        'consent.revoked': [
+          'Доступ к данным отключён',
+          `Госуслуги: доступ сервиса «${partner}» к вашим данным отключён. Сервис обязан удалить полученные данные.`,
+        ],
+        'consent.expired': [
+          'Срок доступа к данным истёк',
+          `Госуслуги: срок доступа сервиса «${partner}» к вашим данным истёк. Подключить его снова можно в приложении сервиса.`,
+        ],
+      } as const;
+      const [subject, text] = notices[type];
+      await notifyCitizen(consent.citizenId, subject, text);
+    },
     announce: async (trx, type, consent) => {
       await webhooks.enqueue(trx as unknown as Kysely<WebhookTables>, consent.clientId, type, {
         consent_id: consent.id,
@@ -165,6 +188,8 @@ export async function buildPortalApp(
     citizens,
     consents,
   });
+  partnerNameOf = async (clientId) =>
+    (await provider.Client.find(clientId))?.clientName ?? clientId;
   const providerHandler = provider.callback();
   await mountRawHandler(app, providerHandler, [
     ['GET', '/.well-known/openid-configuration'],

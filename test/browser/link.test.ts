@@ -161,6 +161,13 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.getByTestId('otp-code').fill(await outboxCode(portal, '+79990000001'));
     await page.getByTestId('otp-submit').click();
     expect(await portalRowStatus(page)).toBe('Отключено');
+    // The citizen is told too (by e-mail: Иванов's is confirmed).
+    const mail = (await (
+      await fetch(`${portal.url}/dev/outbox?to=ivanov@example.test`)
+    ).json()) as { subject: string; channel: string }[];
+    expect(mail.map((m) => m.subject)).toContain('Доступ к данным отключён');
+    expect(mail.map((m) => m.subject)).toContain('Вы предоставили доступ к данным');
+    expect(mail.every((m) => m.channel === 'email')).toBe(true);
 
     // The portal tells the bank (a signed webhook); the bank deletes what it had, on its own.
     await expect

@@ -43,3 +43,26 @@ export function createConfirmations(deps: {
 }
 
 export type Confirmations = ReturnType<typeof createConfirmations>;
+
+/**
+ * Notices to the citizen about their data (J5, J12): by e-mail when it is confirmed,
+ * otherwise by SMS. They carry no personal data beyond what the citizen already knows.
+ */
+export function createCitizenNotices(deps: { citizens: CitizenService; notifier: Notifier }) {
+  return async function notifyCitizen(
+    citizenId: string,
+    subject: string,
+    text: string,
+  ): Promise<void> {
+    const found = await deps.citizens.personalData(citizenId);
+    if (!found) return;
+    const { personal, citizen } = found;
+    const byEmail = personal.email !== undefined && citizen.emailConfirmed;
+    await deps.notifier.send({
+      to: byEmail ? personal.email! : personal.phone,
+      channel: byEmail ? 'email' : 'sms',
+      subject,
+      text,
+    });
+  };
+}

@@ -115,8 +115,17 @@ export function createConsentService(deps: {
   clock: Clock;
   ids: IdGenerator;
   announce?: ConsentAnnouncer;
+  /**
+   * After a change has committed: tell the citizen. Its failure is reported, never
+   * undoes the change (a lost SMS must not resurrect a revoked consent).
+   */
+  afterChange?: (type: Parameters<ConsentAnnouncer>[1], consent: Consent) => Promise<void>;
 }) {
   const { store, clock, ids } = deps;
+  const after = async (type: Parameters<ConsentAnnouncer>[1], consent: Consent | undefined) => {
+    if (consent) await deps.afterChange?.(type, consent).catch(() => undefined);
+    return consent;
+  };
   const announce =
     (type: Parameters<ConsentAnnouncer>[1]) =>
     async (trx: Kysely<ConsentTables>, consent: Consent) =>
@@ -163,6 +172,7 @@ export function createConsentService(deps: {
         },
         announce('consent.granted'),
       );
+      await after('consent.granted', consent);
       return consent;
     },
 
@@ -179,11 +189,14 @@ export function createConsentService(deps: {
 
     /** The grant behind the consent is gone (e.g. a replayed code): the consent ends with it. */
     async revokeForGrant(grantId: string, actor: string, reason: string) {
-      return store.endWithEvent(
-        { grantId },
-        'revoked',
-        { id: ids.uuid(), type: 'revoked', at: clock.now(), actor, details: { reason } },
-        announce('consent.revoked'),
+      return after(
+        'consent.revoked',
+        await store.endWithEvent(
+          { grantId },
+          'revoked',
+          { id: ids.uuid(), type: 'revoked', at: clock.now(), actor, details: { reason } },
+          announce('consent.revoked'),
+        ),
       );
     },
 
@@ -195,11 +208,14 @@ export function createConsentService(deps: {
     async revokeByCitizen(consentId: string, citizenId: string): Promise<Consent | undefined> {
       const consent = await store.get(consentId);
       if (!consent || consent.citizenId !== citizenId) return undefined;
-      return store.endWithEvent(
-        { consentId },
-        'revoked',
-        { id: ids.uuid(), type: 'revoked', at: clock.now(), actor: 'citizen', details: {} },
-        announce('consent.revoked'),
+      return after(
+        'consent.revoked',
+        await store.endWithEvent(
+          { consentId },
+          'revoked',
+          { id: ids.uuid(), type: 'revoked', at: clock.now(), actor: 'citizen', details: {} },
+          announce('consent.revoked'),
+        ),
       );
     },
 
@@ -218,6 +234,7 @@ export function createConsentService(deps: {
           announce('consent.expired'),
         );
         if (ended) expired.push(grantId);
+        await after('consent.expired', ended);
       }
       return expired;
     },
