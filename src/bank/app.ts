@@ -11,6 +11,11 @@ import { createCustomerStore, type CustomerTables } from './customers/customer.s
 import { registerCustomerRoutes } from './customers/customer.routes.js';
 import type { BankDB } from './db.js';
 import { createSignedIn } from './customers/signed-in.js';
+import {
+  createDataRequestStore,
+  type DataRequestTables,
+} from './data-rights/data-request.store.js';
+import { registerDataRightsRoutes } from './data-rights/data-rights.routes.js';
 import { loadPortalClient } from './portal-access/portal-client.js';
 import { registerPortalAccessRoutes } from './portal-access/portal-access.routes.js';
 import { createPortalLinkService } from './portal-access/portal-link.service.js';
@@ -104,6 +109,14 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     receiverUrl: `${config.bank.publicUrl}/webhooks/portal`,
   });
   await registerPortalEventRoutes(app, events);
+  registerDataRightsRoutes(app, {
+    signedIn,
+    links,
+    requests: createDataRequestStore(db as unknown as Kysely<DataRequestTables>),
+    sealer: runtime.sealer,
+    clock,
+    ids,
+  });
   let stopEvents = () => {};
   app.addHook('onReady', async () => {
     stopEvents = events.start();

@@ -5,6 +5,7 @@ import type { ServiceKeyTables } from '../platform/runtime/service-keys.js';
 import type { CustomerTables } from './customers/customer.store.js';
 import type { PortalLinkTables } from './portal-access/portal-link.store.js';
 import type { PortalEventTables } from './portal-access/portal-events.store.js';
+import type { DataRequestTables } from './data-rights/data-request.store.js';
 
 export type BankDB = SessionTables &
   AttemptTables &
@@ -12,4 +13,5 @@ export type BankDB = SessionTables &
   ServiceKeyTables &
   CustomerTables &
   PortalLinkTables &
-  PortalEventTables;
+  PortalEventTables &
+  DataRequestTables;

@@ -3,6 +3,7 @@ import type { Migration } from '../platform/db/index.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
 import { createPortalLinkTables } from './portal-access/portal-link.store.js';
 import { createPortalEventTables } from './portal-access/portal-events.store.js';
+import { createDataRequestTables } from './data-rights/data-request.store.js';
 
 /** The bank's schema, in order. Never edit a migration that has shipped; add one. */
 export const bankMigrations: Record<string, Migration> = {
@@ -30,6 +31,11 @@ export const bankMigrations: Record<string, Migration> = {
   '0004_portal_events': {
     async up(db: Kysely<never>) {
       await createPortalEventTables(db);
+    },
+  },
+  '0005_data_requests': {
+    async up(db: Kysely<never>) {
+      await createDataRequestTables(db);
     },
   },
 };

@@ -186,6 +186,26 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.close();
   });
 
+  it('J12 at the bank: the export holds the portal data; «Удалить» removes it and ends the consent', async () => {
+    const page = await browser.newPage();
+    await bankLogin(page);
+    await link(page);
+    await page.goto(`${bank.url}/profile/data`);
+    const exported = JSON.parse(
+      await page.evaluate(async () => (await fetch('/profile/data/export.json')).text()),
+    ) as { gosuslugi: { data: { person: { lastName: string } } } | null };
+    expect(exported.gosuslugi?.data.person.lastName).toBe('Иванов');
+    await page.getByTestId('data-delete').click();
+    expect(await page.getByRole('status').textContent()).toContain('удалены');
+    expect(await portalRowStatus(page)).toBe('Отключено');
+    await page.goto(`${bank.url}/profile/data`);
+    const after = JSON.parse(
+      await page.evaluate(async () => (await fetch('/profile/data/export.json')).text()),
+    ) as { gosuslugi: unknown };
+    expect(after.gosuslugi).toBeNull();
+    await page.close();
+  });
+
   it('a refusal at the portal lands on a clear page at the bank', async () => {
     const page = await browser.newPage();
     await bankLogin(page);

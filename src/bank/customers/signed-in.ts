@@ -7,6 +7,7 @@ const CUSTOMER_NAV = [
   { href: '/profile', label: 'Профиль' },
   { href: '/security', label: 'Безопасность' },
   { href: '/gosuslugi', label: 'Госуслуги' },
+  { href: '/profile/data', label: 'Мои данные' },
 ];
 const OPERATOR_NAV = [{ href: '/operator', label: 'Заявки и обращения' }];
 
