@@ -16,7 +16,8 @@ import { createWebhooks, type WebhookTables } from '../platform/webhooks/index.j
 import { registerAccessRoutes } from './consents/access.routes.js';
 import type { PortalDB } from './db.js';
 import type { FastifyInstance } from 'fastify';
-import type { JWK } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
+import { BadRequestError } from '../platform/http/errors.js';
 import { createAuditLog, type AuditTables } from '../platform/audit/audit-log.js';
 import { createApiApp } from '../platform/http/api-app-factory.js';
 import { mountRawHandler } from '../platform/http/provider-mount.js';
@@ -294,6 +295,29 @@ export async function buildPortalApp(
       records,
       audit,
       webhooks,
+      verifyPartnerStatement: async (clientId, jws, typ) => {
+        const client = await provider.Client.find(clientId);
+        const jwks = client?.metadata().jwks as { keys: JWK[] } | undefined;
+        if (!jwks)
+          throw new BadRequestError('RECEIPT_INVALID', 'The partner has no registered keys.');
+        try {
+          const { payload } = await jwtVerify(jws, createLocalJWKSet(jwks), {
+            issuer: clientId,
+            audience: issuer,
+            typ,
+            algorithms: ['ES256', 'PS256', 'EdDSA'],
+            maxTokenAge: '10 minutes',
+            clockTolerance: 5,
+            currentDate: clock.now(),
+          });
+          return payload as Record<string, unknown>;
+        } catch {
+          throw new BadRequestError(
+            'RECEIPT_INVALID',
+            'The receipt signature or claims are invalid.',
+          );
+        }
+      },
     });
   }
 

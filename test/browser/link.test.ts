@@ -131,6 +131,16 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.waitForURL(`${bank.url}/security?linked=1`);
   }
 
+  /** The revocation timeline of the newest consent with the bank, as the citizen sees it. */
+  const portalHistory = async (page: Page) => {
+    await page.goto(`${portal.url}/access`);
+    return page
+      .locator('[data-testid^="connection-partner-"]')
+      .first()
+      .getByTestId('connection-history')
+      .textContent();
+  };
+
   const portalRowStatus = async (page: Page) => {
     await page.goto(`${portal.url}/access`);
     const rows = page.locator('[data-testid^="connection-partner-"]');
@@ -147,6 +157,9 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     expect(await portalRowStatus(page)).toBe('Отключено');
     await page.goto(`${bank.url}/profile`);
     expect(await page.getByTestId('portal-data').count()).toBe(0);
+    await expect
+      .poll(() => portalHistory(page), { timeout: 15_000, interval: 500 })
+      .toMatch(/Доступ отключён[\s\S]*Сервис подтвердил удаление данных/);
     await page.close();
   });
 
@@ -183,6 +196,10 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     await page.getByTestId('portal-test-request').click();
     await page.getByTestId('portal-test-result').waitFor();
     expect(await page.getByTestId('portal-test-result').textContent()).toContain('не предоставлен');
+    // The bank proved the deletion with a signed receipt: the citizen sees it on the timeline.
+    await expect
+      .poll(() => portalHistory(page), { timeout: 15_000, interval: 500 })
+      .toContain('Сервис подтвердил удаление данных');
     await page.close();
   });
 

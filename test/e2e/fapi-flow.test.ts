@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import http from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import os from 'node:os';
@@ -279,6 +280,45 @@ describe.each(testEngines())(
       } finally {
         receiver.close();
       }
+    });
+
+    it('deletion receipts: only for an ended consent, only signed with the partner’s own key', async () => {
+      const { tokens } = await authorize();
+      const consentId = (tokens.authorization_details as unknown as { consent_id: string }[])[0]!
+        .consent_id;
+      const partnerKey = JSON.parse(
+        readFileSync(path.join(dataDir, 'bank-partner', 'signing-key.jwk.json'), 'utf8'),
+      ) as JWK;
+      const receipt = async (key: CryptoKey, kid: string) =>
+        new SignJWT({
+          consent_id: consentId,
+          deleted: ['fullname'],
+          deleted_at: new Date().toISOString(),
+        })
+          .setProtectedHeader({ alg: 'ES256', kid, typ: 'deletion-receipt+jwt' })
+          .setIssuer(rp.info.client_id)
+          .setAudience(rp.info.issuer)
+          .setIssuedAt()
+          .setJti(crypto.randomUUID())
+          .sign(key);
+      const send = async (jws: string) =>
+        rp.post(`${mtlsUrl}/partner/consents/${consentId}/deletion-receipt`, { receipt: jws });
+      const genuine = await receipt(
+        (await importJWK(partnerKey, 'ES256')) as CryptoKey,
+        partnerKey.kid!,
+      );
+
+      const early = await send(genuine);
+      expect(early.status).toBe(409); // the consent is still active
+      await client.tokenRevocation(rp.config, tokens.refresh_token!, {
+        token_type_hint: 'refresh_token',
+      });
+      const { privateKey } = await generateKeyPair('ES256');
+      const forged = await send(await receipt(privateKey, partnerKey.kid!));
+      expect(forged.status).toBe(400);
+      expect(await forged.json()).toMatchObject({ code: 'RECEIPT_INVALID' });
+      expect((await send(genuine)).status).toBe(201);
+      expect((await send(genuine)).status).toBe(200); // once only
     });
 
     it('each partner sees its own pairwise subject, and another oid is not found', async () => {

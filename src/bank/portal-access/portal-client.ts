@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { importJWK, type JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { importJWK, SignJWT, type JWK } from 'jose';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 
@@ -32,6 +33,8 @@ export interface PortalClient {
   ): Promise<{ status: number; body: string; contentType: string }>;
   /** A JSON POST over mTLS with the bank's certificate. */
   post(url: string, json: unknown): Promise<{ status: number; body: string }>;
+  /** Signs a statement with the bank's registered key (the one behind private_key_jwt). */
+  sign(claims: Record<string, unknown>, typ: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -126,6 +129,16 @@ export function loadPortalClient(
           `The portal partner API is unreachable: ${(err as Error).message}`,
         );
       }
+    },
+    async sign(claims, typ) {
+      const key = (await importJWK(jwk, 'ES256')) as CryptoKey;
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', kid: jwk.kid!, typ })
+        .setIssuer(info.client_id)
+        .setAudience(info.issuer)
+        .setIssuedAt()
+        .setJti(randomUUID())
+        .sign(key);
     },
     close: () => agent.close(),
   };

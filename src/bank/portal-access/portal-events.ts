@@ -105,7 +105,13 @@ export function createPortalEvents(deps: {
         event.data.consent_id
       ) {
         // Crypto-shredding: the row holds the only copy of the customer's data key.
-        await deps.links.deleteByConsent(event.data.consent_id);
+        const scopes = await deps.links.deleteByConsent(event.data.consent_id);
+        // The proof goes back in the background: the delivery is acknowledged either way.
+        if (scopes) {
+          void sendDeletionReceipt(deps, event.data.consent_id, scopes).catch((err: unknown) =>
+            deps.logger.warn({ err: (err as Error).message }, 'deletion receipt not sent'),
+          );
+        }
         return 'handled';
       }
       return 'ignored';
@@ -114,3 +120,25 @@ export function createPortalEvents(deps: {
 }
 
 export type PortalEvents = ReturnType<typeof createPortalEvents>;
+
+/**
+ * Tells the portal, signed with the bank's own key, that it deleted what it held under a
+ * consent: the citizen sees it on the revocation timeline.
+ */
+export async function sendDeletionReceipt(
+  deps: { portal: PortalClient | undefined; clock: Clock },
+  consentId: string,
+  deletedScopes: string[],
+): Promise<void> {
+  if (!deps.portal) return;
+  const receipt = await deps.portal.sign(
+    { consent_id: consentId, deleted: deletedScopes, deleted_at: deps.clock.now().toISOString() },
+    'deletion-receipt+jwt',
+  );
+  const res = await deps.portal.post(
+    `${deps.portal.material.mtlsBase}/partner/consents/${encodeURIComponent(consentId)}/deletion-receipt`,
+    { receipt },
+  );
+  if (res.status !== 201 && res.status !== 200)
+    throw new Error(`the portal refused the receipt (${res.status})`);
+}

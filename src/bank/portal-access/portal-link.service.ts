@@ -13,6 +13,7 @@ import {
 } from '../../platform/crypto/index.js';
 import { AppError } from '../../platform/http/errors.js';
 import { PortalUnavailable, type PortalClient } from './portal-client.js';
+import { sendDeletionReceipt } from './portal-events.js';
 import type { PortalLinkStore, PortalLinkTable } from './portal-link.store.js';
 
 /** What the bank asks for when a customer links the portal (J2). */
@@ -281,6 +282,10 @@ export function createPortalLinkService(deps: {
         // The portal answered with an OAuth error: the grant is already gone there.
       }
       await store.delete(customerId);
+      // The portal's own webhook will find nothing left to delete: prove it from here.
+      void sendDeletionReceipt({ portal: deps.portal, clock }, row.consent_id, row.scopes).catch(
+        () => undefined,
+      );
       return 'unlinked';
     },
 

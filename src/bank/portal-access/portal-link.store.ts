@@ -67,13 +67,14 @@ export function createPortalLinkStore(db: Kysely<PortalLinkTables>) {
       return Number(result.numDeletedRows) === 1;
     },
 
-    /** Deletes the link made under a consent (the portal says it ended). */
-    async deleteByConsent(consentId: string): Promise<boolean> {
-      const result = await db
+    /** Deletes the link made under a consent (the portal says it ended); its scopes, if any. */
+    async deleteByConsent(consentId: string): Promise<string[] | undefined> {
+      const row = await db
         .deleteFrom('portal_links')
         .where('consent_id', '=', consentId)
+        .returning('scopes')
         .executeTakeFirst();
-      return Number(result.numDeletedRows) === 1;
+      return row?.scopes;
     },
 
     async updateTokens(customerId: string, tokens: string): Promise<void> {

@@ -25,6 +25,7 @@ const EVENT_LABELS: Record<string, string> = {
   expired: 'Истёк срок согласия',
   paused: 'Доступ приостановлен',
   resumed: 'Доступ возобновлён',
+  deletion_confirmed: 'Сервис подтвердил удаление данных (подписанная квитанция)',
 };
 
 const when = (d: Date) =>
@@ -91,7 +92,7 @@ export function AccessManagementPage(props: {
               ) : null}
               <details>
                 <summary>История</summary>
-                <ul>
+                <ul data-testid="connection-history">
                   {c.events.map((e) => (
                     <li>
                       {when(e.at)} — {EVENT_LABELS[e.type] ?? e.type}

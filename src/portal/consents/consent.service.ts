@@ -239,6 +239,27 @@ export function createConsentService(deps: {
       return expired;
     },
 
+    /**
+     * The partner proves it deleted what it held under an ended consent. The signed
+     * receipt is kept as it came, for the citizen's timeline; a second one is ignored.
+     */
+    async recordDeletion(
+      consent: Consent,
+      receipt: { jws: string; deleted: string[]; deletedAt: string },
+    ): Promise<'recorded' | 'already'> {
+      if ((await store.events(consent.id)).some((e) => e.type === 'deletion_confirmed'))
+        return 'already';
+      await store.addEvent({
+        id: ids.uuid(),
+        consentId: consent.id,
+        type: 'deletion_confirmed',
+        at: clock.now(),
+        actor: 'partner',
+        details: { deleted: receipt.deleted, deleted_at: receipt.deletedAt, receipt: receipt.jws },
+      });
+      return 'recorded';
+    },
+
     get: (id: string) => store.get(id),
     listForCitizen: (citizenId: string) => store.listForCitizen(citizenId),
     events: (consentId: string) => store.events(consentId),

@@ -174,6 +174,20 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
       });
     },
 
+    async addEvent(event: ConsentEvent & { id: string }): Promise<void> {
+      await db
+        .insertInto('consent_events')
+        .values({
+          id: event.id,
+          consent_id: event.consentId,
+          type: event.type,
+          at: event.at,
+          actor: event.actor,
+          details: JSON.stringify(event.details) as never,
+        })
+        .execute();
+    },
+
     async get(id: string): Promise<Consent | undefined> {
       const row = await db
         .selectFrom('consents')

@@ -64,7 +64,8 @@ export interface Consent {
   updatedAt: Date;
 }
 
-export type ConsentEventType = 'granted' | 'denied' | 'revoked' | 'expired' | 'paused' | 'resumed';
+export type ConsentEventType =
+  'granted' | 'denied' | 'revoked' | 'expired' | 'paused' | 'resumed' | 'deletion_confirmed';
 
 export interface ConsentEvent {
   consentId: string;

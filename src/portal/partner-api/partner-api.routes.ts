@@ -2,7 +2,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
 import type { Clock } from '../../platform/clock.js';
-import { ForbiddenError } from '../../platform/http/errors.js';
+import {
+  AppError,
+  BadRequestError,
+  ForbiddenError,
+  NotFoundError,
+} from '../../platform/http/errors.js';
 import type { Webhooks } from '../../platform/webhooks/index.js';
 import { peerCertificateOf } from '../../platform/mtls/index.js';
 import type { CitizenService } from '../citizens/citizen.service.js';
@@ -40,6 +45,12 @@ export interface PartnerApiDeps {
   records: CitizenRecordService;
   audit: AuditLog;
   webhooks: Webhooks;
+  /** Verifies a JWS the partner signed with its registered key; throws RECEIPT_INVALID. */
+  verifyPartnerStatement: (
+    clientId: string,
+    jws: string,
+    typ: string,
+  ) => Promise<Record<string, unknown>>;
 }
 
 /** CONTRACT.md paths → our resource names (ESIA: /rs/prns/{oid}/docs, /addrs, /ctts). */
@@ -119,6 +130,64 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
         (request.body as { url: string }).url,
       );
       return reply.status(201).send(endpoint);
+    },
+  );
+
+  // The partner proves it deleted the data of an ended consent: a JWS signed with the key
+  // it registered (the one behind private_key_jwt), kept for the citizen's timeline.
+  app.post(
+    '/partner/consents/:consentId/deletion-receipt',
+    {
+      schema: {
+        summary: 'Submit a signed deletion receipt for an ended consent',
+        params: Type.Object({ consentId: Type.String({ format: 'uuid' }) }),
+        body: Type.Object({ receipt: Type.String({ minLength: 1, maxLength: 8192 }) }),
+      },
+    },
+    async (request, reply) => {
+      const cert = peer(request);
+      const partner = cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined;
+      if (!partner) {
+        throw new ForbiddenError(
+          'Unknown client certificate.',
+          'Сертификат не зарегистрирован.',
+          'PARTNER_UNKNOWN',
+        );
+      }
+      const { consentId } = request.params as { consentId: string };
+      const consent = await deps.consents.get(consentId);
+      if (!consent || consent.clientId !== partner.client_id)
+        throw new NotFoundError('No such consent of this partner.');
+      if (consent.status !== 'revoked' && consent.status !== 'expired') {
+        throw new AppError(
+          'CONSENT_STILL_ACTIVE',
+          409,
+          'The consent has not ended; there is nothing to have deleted.',
+        );
+      }
+      const claims = await deps.verifyPartnerStatement(
+        partner.client_id,
+        (request.body as { receipt: string }).receipt,
+        'deletion-receipt+jwt',
+      );
+      if (
+        claims.consent_id !== consentId ||
+        !Array.isArray(claims.deleted) ||
+        typeof claims.deleted_at !== 'string'
+      ) {
+        throw new BadRequestError('RECEIPT_INVALID', 'The receipt does not describe this consent.');
+      }
+      const outcome = await deps.consents.recordDeletion(consent, {
+        jws: (request.body as { receipt: string }).receipt,
+        deleted: claims.deleted as string[],
+        deletedAt: claims.deleted_at,
+      });
+      await deps.audit.append({
+        actor: `partner:${partner.client_id}`,
+        action: 'consent.deletion_confirmed',
+        subject: `consent:${consentId}`,
+      });
+      return reply.status(outcome === 'recorded' ? 201 : 200).send({ status: outcome });
     },
   );
 
