@@ -1,45 +1,24 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, logInWithCode, outboxCode } from '../support/chromium.js';
-import { loadConfig } from '../../src/config/config.js';
-import { createLogger } from '../../src/platform/http/logger.js';
-import { registerDemoBank, startService, type RunningService } from '../../src/services.js';
-import { demoPorts } from '../support/demo-process.js';
+import { demoWithBrowser, logInWithCode, outboxCode } from '../support/chromium.js';
+import type { RunningService } from '../../src/services.js';
 
 const PASSWORD = 'Demo-Passw0rd!';
 
 /** J2 and J3 in a real browser: link the bank to the portal, then a test request. */
 describe('a bank customer links their portal account (J2) and runs a test request (J3)', () => {
-  let dataDir: string;
+  let demo: Awaited<ReturnType<typeof demoWithBrowser>>;
   let portal: RunningService;
   let bank: RunningService;
   let browser: Browser;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-link-'));
-    const config = loadConfig({
-      SOGLASIE_MODE: 'demo',
-      SOGLASIE_DATA_DIR: dataDir,
-      ...(await demoPorts()),
-    });
-    const logger = createLogger({
-      name: 'browser-test',
-      level: process.env.DEBUG_LOG ? 'debug' : 'silent',
-    });
-    portal = await startService('portal', config, { seed: true, logger });
-    await registerDemoBank(config, portal);
-    bank = await startService('bank', config, { seed: true, logger });
-    browser = await launchChromium();
+    demo = await demoWithBrowser('link');
+    ({ portal, bank, browser } = demo);
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await bank?.close();
-    await portal?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await demo?.close();
   });
 
   async function bankLogin(page: Page) {

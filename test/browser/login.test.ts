@@ -1,12 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, logInWithCode, outboxCode } from '../support/chromium.js';
-import { loadConfig } from '../../src/config/config.js';
-import { createLogger } from '../../src/platform/http/logger.js';
-import { startService, type RunningService } from '../../src/services.js';
+import { demoWithBrowser, logInWithCode, outboxCode } from '../support/chromium.js';
+import type { RunningService } from '../../src/services.js';
 
 async function logIn(page: Page, service: RunningService, username: string, phone: string) {
   await page.goto(`${service.url}/login`);
@@ -14,31 +9,18 @@ async function logIn(page: Page, service: RunningService, username: string, phon
 }
 
 describe('a person logs in with a real browser', () => {
-  let dataDir: string;
+  let demo: Awaited<ReturnType<typeof demoWithBrowser>>;
   let portal: RunningService;
   let bank: RunningService;
   let browser: Browser;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-browser-'));
-    const config = loadConfig({
-      SOGLASIE_MODE: 'demo',
-      SOGLASIE_DATA_DIR: dataDir,
-      PORTAL_HTTP_PORT: '0',
-      PORTAL_MTLS_PORT: '0',
-      BANK_HTTP_PORT: '0',
-    });
-    const logger = createLogger({ name: 'browser-test', level: 'silent' });
-    portal = await startService('portal', config, { seed: true, logger });
-    bank = await startService('bank', config, { seed: true, logger });
-    browser = await launchChromium();
+    demo = await demoWithBrowser('browser');
+    ({ portal, bank, browser } = demo);
   }, 90_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await bank?.close();
-    await portal?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await demo?.close();
   });
 
   it('into the portal with an SMS code from the dev outbox, then out again', async () => {

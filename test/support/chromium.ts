@@ -1,5 +1,11 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { RunningService } from '../../src/services.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/platform/http/logger.js';
+import { registerDemoBank, startService, type RunningService } from '../../src/services.js';
+import { demoPorts } from './demo-process.js';
 
 /** Debian's Chromium, with the flags this machine needs (never a downloaded browser). */
 export const CHROMIUM_ARGS = [
@@ -37,4 +43,33 @@ export async function logInWithCode(
   await page.getByTestId('otp-code').waitFor();
   await page.getByTestId('otp-code').fill(await outboxCode(service, phone));
   await page.getByTestId('otp-submit').click();
+}
+
+/**
+ * Portal and bank in this process on free ports with a fresh data directory (the bank
+ * registered with the portal, as the demo does), and Chromium; `close` undoes it all.
+ */
+export async function demoWithBrowser(name: string) {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `soglasie-${name}-`));
+  const config = loadConfig({
+    SOGLASIE_MODE: 'demo',
+    SOGLASIE_DATA_DIR: dataDir,
+    ...(await demoPorts()),
+  });
+  const logger = createLogger({ name, level: process.env.DEBUG_LOG ? 'debug' : 'silent' });
+  const portal = await startService('portal', config, { seed: true, logger });
+  await registerDemoBank(config, portal);
+  const bank = await startService('bank', config, { seed: true, logger });
+  const browser = await launchChromium();
+  return {
+    portal,
+    bank,
+    browser,
+    close: async () => {
+      await browser.close();
+      await bank.close();
+      await portal.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }

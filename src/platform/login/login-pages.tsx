@@ -85,10 +85,22 @@ export function CodePage(props: {
   );
 }
 
-/** The one-time code field and its button (page hooks `otp-code`, `otp-submit`). */
-export function OneTimeCodeInput() {
+/**
+ * The one-time code field and its button (page hooks `otp-code`, `otp-submit`), with a
+ * line saying where the code comes from when `hint` is given.
+ */
+export function OneTimeCodeInput(props: {
+  hint?: { method: 'sms' | 'totp'; maskedPhone: string } | undefined;
+}) {
   return (
     <>
+      {props.hint ? (
+        <p>
+          {props.hint.method === 'sms'
+            ? `Введите код из SMS, отправленного на номер ${props.hint.maskedPhone}.`
+            : 'Введите код из приложения-аутентификатора.'}
+        </p>
+      ) : null}
       <label for="code">Код</label>
       <input
         type="text"

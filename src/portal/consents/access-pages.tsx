@@ -138,12 +138,7 @@ export function RevokeConfirmPage(props: {
           Сервис «{props.partnerName}» больше не сможет получать ваши данные. Он обязан удалить уже
           полученные данные.
         </p>
-        <p>
-          {props.method === 'sms'
-            ? `Введите код из SMS, отправленного на номер ${props.maskedPhone}.`
-            : 'Введите код из приложения-аутентификатора.'}
-        </p>
-        <OneTimeCodeInput />
+        <OneTimeCodeInput hint={{ method: props.method, maskedPhone: props.maskedPhone }} />
       </form>
       <p>
         <a href="/access">Не отключать</a>

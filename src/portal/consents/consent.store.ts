@@ -91,6 +91,23 @@ const toConsent = (r: ConsentTable): Consent => ({
   updatedAt: new Date(r.updated_at),
 });
 
+async function insertEvent(
+  db: Kysely<ConsentTables>,
+  event: ConsentEvent & { id: string },
+): Promise<void> {
+  await db
+    .insertInto('consent_events')
+    .values({
+      id: event.id,
+      consent_id: event.consentId,
+      type: event.type,
+      at: event.at,
+      actor: event.actor,
+      details: JSON.stringify(event.details) as never,
+    })
+    .execute();
+}
+
 export function createConsentStore(db: Kysely<ConsentTables>) {
   return {
     /** Inserts the consent and its first event in one transaction. */
@@ -119,17 +136,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
             updated_at: consent.updatedAt,
           })
           .execute();
-        await trx
-          .insertInto('consent_events')
-          .values({
-            id: event.id,
-            consent_id: event.consentId,
-            type: event.type,
-            at: event.at,
-            actor: event.actor,
-            details: JSON.stringify(event.details) as never,
-          })
-          .execute();
+        await insertEvent(trx, event);
         await within?.(trx, consent);
       });
     },
@@ -157,17 +164,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
           .returningAll()
           .executeTakeFirst();
         if (!row) return undefined;
-        await trx
-          .insertInto('consent_events')
-          .values({
-            id: event.id,
-            consent_id: row.id,
-            type: event.type,
-            at: event.at,
-            actor: event.actor,
-            details: JSON.stringify(event.details) as never,
-          })
-          .execute();
+        await insertEvent(trx, { ...event, consentId: row.id });
         const ended = toConsent(row);
         await within?.(trx, ended);
         return ended;
@@ -175,17 +172,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
     },
 
     async addEvent(event: ConsentEvent & { id: string }): Promise<void> {
-      await db
-        .insertInto('consent_events')
-        .values({
-          id: event.id,
-          consent_id: event.consentId,
-          type: event.type,
-          at: event.at,
-          actor: event.actor,
-          details: JSON.stringify(event.details) as never,
-        })
-        .execute();
+      await insertEvent(db, event);
     },
 
     async get(id: string): Promise<Consent | undefined> {

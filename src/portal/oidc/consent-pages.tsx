@@ -158,12 +158,7 @@ export function ConsentCodePage(props: {
         <p>
           Вы разрешаете сервису «{props.partnerName}» получить: {props.scopeLabels.join(', ')}.
         </p>
-        <p>
-          {props.method === 'sms'
-            ? `Введите код из SMS, отправленного на номер ${props.maskedPhone}.`
-            : 'Введите код из приложения-аутентификатора.'}
-        </p>
-        <OneTimeCodeInput />
+        <OneTimeCodeInput hint={{ method: props.method, maskedPhone: props.maskedPhone }} />
       </form>
     </Layout>
   );
