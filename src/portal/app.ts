@@ -222,6 +222,7 @@ export async function buildPortalApp(
     limiter,
     audit,
     clock,
+    webhooks,
   });
   // The sandbox's integration guide, linked from the discovery document.
   app.get('/docs/data-api', { schema: { hide: true } }, async (_request, reply) =>

@@ -178,7 +178,9 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     // The bank proved the deletion with a signed receipt: the citizen sees it on the timeline.
     await expect
       .poll(() => portalHistory(page), { timeout: 15_000, interval: 500 })
-      .toContain('Сервис подтвердил удаление данных');
+      .toMatch(
+        /Доступ отключён[\s\S]*Сервис получил уведомление об отключении[\s\S]*Сервис подтвердил удаление данных/,
+      );
     await page.close();
   });
 

@@ -183,6 +183,16 @@ describeEachEngine('webhooks', (engine) => {
     });
     expect((await webhooks.deliverDue()).claimed).toBe(0);
     expect(r.deliveries).toHaveLength(1);
+    // Who received what, and when: for the citizen's revocation timeline.
+    expect(await webhooks.firstDelivery('bank', 'consent.revoked', 'consentId', 'c-1')).toEqual(
+      clock.now(),
+    );
+    expect(
+      await webhooks.firstDelivery('bank', 'consent.revoked', 'consentId', 'c-2'),
+    ).toBeUndefined();
+    expect(
+      await webhooks.firstDelivery('someone-else', 'consent.revoked', 'consentId', 'c-1'),
+    ).toBeUndefined();
   });
 
   it('writes messages in the caller’s transaction: a rollback leaves none', async () => {

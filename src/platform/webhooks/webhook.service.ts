@@ -351,6 +351,10 @@ export function createWebhooks(deps: WebhookDeps) {
     },
 
     /** For operators: `owner`'s messages, newest first. */
+    /** When the owner first received an event whose payload has `field` = `value`. */
+    firstDelivery: (owner: string, eventType: string, field: string, value: string) =>
+      store.firstDelivery(owner, eventType, field, value),
+
     async listMessages(
       owner: string,
       filter: WebhookMessageFilter = {},

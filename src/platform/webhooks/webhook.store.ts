@@ -294,6 +294,27 @@ export function createWebhookStore(db: Kysely<WebhookTables>) {
       });
     },
 
+    /** When an event about `value` (a top-level payload field) first reached the owner. */
+    async firstDelivery(
+      owner: string,
+      eventType: string,
+      field: string,
+      value: string,
+    ): Promise<Date | undefined> {
+      const row = await db
+        .selectFrom('webhook_messages as m')
+        .innerJoin('webhook_endpoints as e', 'e.id', 'm.endpoint_id')
+        .select('m.delivered_at')
+        .where('e.owner', '=', owner)
+        .where('m.event_type', '=', eventType)
+        .where('m.status', '=', 'delivered')
+        .where(sql<string>`m.payload ->> ${field}`, '=', value)
+        .orderBy('m.delivered_at')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.delivered_at ? new Date(row.delivered_at) : undefined;
+    },
+
     async listMessages(
       owner: string,
       filter: { status?: WebhookMessageStatus | undefined; limit: number },

@@ -25,6 +25,7 @@ const EVENT_LABELS: Record<string, string> = {
   expired: 'Истёк срок согласия',
   paused: 'Доступ приостановлен',
   resumed: 'Доступ возобновлён',
+  acknowledged: 'Сервис получил уведомление об отключении',
   deletion_confirmed: 'Сервис подтвердил удаление данных (подписанная квитанция)',
 };
 

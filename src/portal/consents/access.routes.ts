@@ -18,7 +18,8 @@ import {
   type AccessLogEntry,
   type ConnectionView,
 } from './access-pages.js';
-import type { Consent } from './consent.js';
+import type { Consent, ConsentEvent } from './consent.js';
+import type { Webhooks } from '../../platform/webhooks/index.js';
 import type { ConsentService } from './consent.service.js';
 
 const ConsentParams = Type.Object({ consentId: Type.String({ format: 'uuid' }) });
@@ -38,6 +39,7 @@ export function registerAccessRoutes(
     limiter: AttemptLimiter;
     audit: AuditLog;
     clock: Clock;
+    webhooks: Webhooks;
   },
 ): void {
   const partnerName = async (clientId: string) =>
@@ -58,7 +60,7 @@ export function registerAccessRoutes(
         partnerName: await partnerName(clientId),
         consent: latest!,
         scopeLabels: latest!.scopes.map((s) => (isKnownScope(s) ? scopeLabel(s) : s)),
-        events: await deps.consents.events(latest!.id),
+        events: await timeline(latest!),
         earlier,
       });
     }
@@ -66,6 +68,31 @@ export function registerAccessRoutes(
       h(AccessManagementPage, { chrome: ctx.chrome, csrf: ctx.csrf, connections, notice }),
     );
   };
+
+  /**
+   * The consent's history and, once it has ended, when the partner's systems received the
+   * news (the webhook delivery): revoked → acknowledged → deletion confirmed.
+   */
+  async function timeline(consent: Consent): Promise<ConsentEvent[]> {
+    const events = await deps.consents.events(consent.id);
+    if (consent.status === 'revoked' || consent.status === 'expired') {
+      const at = await deps.webhooks.firstDelivery(
+        consent.clientId,
+        `consent.${consent.status}`,
+        'consent_id',
+        consent.id,
+      );
+      if (at)
+        events.push({
+          consentId: consent.id,
+          type: 'acknowledged',
+          at,
+          actor: 'partner',
+          details: {},
+        });
+    }
+    return events.sort((a, b) => a.at.getTime() - b.at.getTime());
+  }
 
   app.get('/access', { schema: { hide: true } }, async (request, reply) =>
     accessPage(request, reply),

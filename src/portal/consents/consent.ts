@@ -65,7 +65,15 @@ export interface Consent {
 }
 
 export type ConsentEventType =
-  'granted' | 'denied' | 'revoked' | 'expired' | 'paused' | 'resumed' | 'deletion_confirmed';
+  | 'granted'
+  | 'denied'
+  | 'revoked'
+  | 'expired'
+  | 'paused'
+  | 'resumed'
+  | 'deletion_confirmed'
+  /** Shown, not stored: when the partner received the news (its webhook delivery). */
+  | 'acknowledged';
 
 export interface ConsentEvent {
   consentId: string;
