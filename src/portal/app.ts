@@ -327,8 +327,7 @@ export async function buildPortalApp(
     // Consents past their end: status «Истёк срок», partner told, tokens removed.
     const expiredGrants = await consents.expireOverdue();
     for (const grantId of expiredGrants) {
-      await oidcStore.revokeByGrantId(grantId);
-      await oidcStore.destroy('Grant', grantId);
+      await oidcStore.removeGrant(grantId);
     }
     return {
       consents: expiredGrants.length,

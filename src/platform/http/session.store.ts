@@ -90,14 +90,6 @@ export function createSessionStore(db: Kysely<SessionTables>) {
     async delete(id: string): Promise<void> {
       await db.deleteFrom('http_sessions').where('id', '=', id).execute();
     },
-    /** Ends every session of a user, e.g. after a password change or a block. */
-    async deleteForUser(userId: string): Promise<number> {
-      const result = await db
-        .deleteFrom('http_sessions')
-        .where('user_id', '=', userId)
-        .executeTakeFirst();
-      return Number(result.numDeletedRows);
-    },
     async deleteExpired(now: Date): Promise<number> {
       const result = await db
         .deleteFrom('http_sessions')

@@ -85,6 +85,17 @@ export function createAttemptLimiter(
       return { failures: row.failures, locked: row.failures >= limits.maxFailures };
     },
 
+    /** Drops counters whose window began before `before` and that lock nothing now. */
+    async forgetStale(before: Date): Promise<number> {
+      const now = clock.now();
+      const result = await db
+        .deleteFrom('attempt_counters')
+        .where('window_started_at', '<', before)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
     async reset(key: string): Promise<void> {
       await db.deleteFrom('attempt_counters').where('key', '=', key).execute();
     },

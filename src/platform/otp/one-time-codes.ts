@@ -95,6 +95,15 @@ export function createOneTimeCodes(
       return { code, expiresAt };
     },
 
+    /** Removes codes that expired before `before` (kept until then for investigations). */
+    async deleteExpiredBefore(before: Date): Promise<number> {
+      const result = await db
+        .deleteFrom('one_time_codes')
+        .where('expires_at', '<', before)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
     /** When the last code for this subject and purpose was sent, if any. */
     async lastIssuedAt(subject: string, purpose: string): Promise<Date | undefined> {
       const row = await db

@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import type { SessionTables } from '../http/session.store.js';
-import type { AttemptTables } from '../limits/attempt-limiter.js';
-import type { OneTimeCodeTables } from '../otp/one-time-codes.js';
+import { createSessionStore, type SessionTables } from '../http/session.store.js';
+import { createAttemptLimiter, type AttemptTables } from '../limits/attempt-limiter.js';
+import { createOneTimeCodes, type OneTimeCodeTables } from '../otp/one-time-codes.js';
+import { randomIds } from '../ids.js';
 
 type HousekeepingTables = SessionTables & OneTimeCodeTables & AttemptTables;
 
@@ -15,23 +16,12 @@ const CODE_RETENTION_MS = 24 * 60 * 60_000;
  * are idempotent, so any number of instances can run this against one database.
  */
 export async function sweepExpired(db: Kysely<HousekeepingTables>, now: Date) {
-  const sessions = await db
-    .deleteFrom('http_sessions')
-    .where('expires_at', '<=', now)
-    .executeTakeFirst();
-  const codes = await db
-    .deleteFrom('one_time_codes')
-    .where('expires_at', '<', new Date(now.getTime() - CODE_RETENTION_MS))
-    .executeTakeFirst();
-  const counters = await db
-    .deleteFrom('attempt_counters')
-    .where('window_started_at', '<', new Date(now.getTime() - CODE_RETENTION_MS))
-    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-    .executeTakeFirst();
+  const kept = new Date(now.getTime() - CODE_RETENTION_MS);
+  const fixedNow = { now: () => now };
   return {
-    sessions: Number(sessions.numDeletedRows),
-    codes: Number(codes.numDeletedRows),
-    counters: Number(counters.numDeletedRows),
+    sessions: await createSessionStore(db).deleteExpired(now),
+    codes: await createOneTimeCodes(db, fixedNow, randomIds).deleteExpiredBefore(kept),
+    counters: await createAttemptLimiter(db, fixedNow).forgetStale(kept),
   };
 }
 

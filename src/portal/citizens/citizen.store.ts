@@ -158,14 +158,6 @@ export function createCitizenStore(db: Kysely<CitizenTables>) {
         .execute();
     },
 
-    async count(): Promise<number> {
-      const row = await db
-        .selectFrom('citizens')
-        .select((eb) => eb.fn.countAll<string>().as('n'))
-        .executeTakeFirstOrThrow();
-      return Number(row.n);
-    },
-
     async insertOrganization(row: OrganizationTable): Promise<void> {
       await db.insertInto('organizations').values(row).execute();
     },

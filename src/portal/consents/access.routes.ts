@@ -290,8 +290,7 @@ export function registerAccessRoutes(
       const revoked = await deps.consents.revokeByCitizen(consent.id, ctx.citizenId);
       if (revoked?.grantId) {
         // The consent is over from the moment the line above committed; now its tokens go.
-        await deps.oidc.revokeByGrantId(revoked.grantId);
-        await deps.oidc.destroy('Grant', revoked.grantId);
+        await deps.oidc.removeGrant(revoked.grantId);
       }
       await deps.audit.append({
         actor: `citizen:${ctx.citizenId}`,

@@ -129,6 +129,17 @@ describeEachEngine('oidc adapter', (engine) => {
     ]);
   });
 
+  it('removeGrant (our revocation or expiry) removes the grant itself too, and nothing else', async () => {
+    await adapter('AccessToken').upsert('at-1', token('grant-1'), 600);
+    await adapter('Grant').upsert('grant-1', { kind: 'Grant', accountId: 'citizen-1' }, 86_400);
+    await adapter('Grant').upsert('grant-2', { kind: 'Grant', accountId: 'citizen-1' }, 86_400);
+
+    await createOidcStore(database.db).removeGrant('grant-1');
+
+    const left = await database.db.selectFrom('oidc_payloads').select(['model', 'id']).execute();
+    expect(left.map((r) => `${r.model}/${r.id}`)).toEqual(['Grant/grant-2']);
+  });
+
   it('destroy removes that payload only', async () => {
     await adapter('AccessToken').upsert('same-id', token('grant-1'), 600);
     await adapter('RefreshToken').upsert('same-id', token('grant-1'), 600);

@@ -121,6 +121,18 @@ export function createOidcStore(db: Kysely<OidcTables>) {
       return Number(result.numDeletedRows);
     },
 
+    /** Ends a grant from our side (revocation, expiry): the grant and all it issued. */
+    async removeGrant(grantId: string): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
+        await trx
+          .deleteFrom('oidc_payloads')
+          .where('model', '=', 'Grant')
+          .where('id', '=', grantId)
+          .execute();
+      });
+    },
+
     async deleteExpired(now: Date): Promise<number> {
       const result = await db
         .deleteFrom('oidc_payloads')

@@ -48,9 +48,6 @@ export function createPartnerStore(db: Kysely<PartnerTables>) {
         .where('client_id', '=', clientId)
         .executeTakeFirst();
     },
-    async list(): Promise<PartnerTable[]> {
-      return db.selectFrom('partners').selectAll().orderBy('created_at').execute();
-    },
   };
 }
 
