@@ -9,9 +9,8 @@ import { registerDemoBank, startService, type RunningService } from '../src/serv
 import { freePort } from '../test/support/demo-process.js';
 import {
   citizenApproves,
-  E2E_DETAILS as DETAILS,
-  E2E_SCOPES as SCOPES,
   partnerClient,
+  pushedAuthorization,
 } from '../test/support/partner-client.js';
 import { createBenchDatabase } from './postgres.js';
 
@@ -94,16 +93,7 @@ export async function startBenchServices(
     const rp = await partnerClient(config.bank.partnerDir);
     closers.push(() => rp.close());
 
-    const codeVerifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
-      redirect_uri: rp.info.redirect_uris[0]!,
-      scope: SCOPES,
-      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      state,
-      authorization_details: JSON.stringify(DETAILS),
-    });
+    const { url, codeVerifier, state } = await pushedAuthorization(rp);
     const { callback } = await citizenApproves(portal.url, url);
     const tokens = await client.authorizationCodeGrant(rp.config, callback, {
       pkceCodeVerifier: codeVerifier,

@@ -192,6 +192,23 @@ describe('commands fail with a clear message and a non-zero exit', () => {
     expect(run.output()).not.toContain('s3cret-pw');
   });
 
+  it('`soglasie pki init` creates the partner CA once and never overwrites it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-pki-'));
+    try {
+      const first = runCli(['pki', 'init'], { SOGLASIE_DATA_DIR: dir });
+      expect(await first.exited).toBe(0);
+      expect(first.output()).toContain('ca.pem');
+      const ca = readFileSync(path.join(dir, 'portal-pki', 'ca.pem'), 'utf8');
+      expect(statSync(path.join(dir, 'portal-pki', 'ca-key.pem')).mode & 0o777).toBe(0o600);
+      const again = runCli(['pki', 'init'], { SOGLASIE_DATA_DIR: dir });
+      expect(await again.exited).toBe(0);
+      expect(again.output()).toContain('nothing changed');
+      expect(readFileSync(path.join(dir, 'portal-pki', 'ca.pem'), 'utf8')).toBe(ca);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says when the data directory is unusable', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-bad-'));
     const file = path.join(dir, 'not-a-dir');

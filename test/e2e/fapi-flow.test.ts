@@ -12,10 +12,10 @@ import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
 import {
   citizenApproves,
-  E2E_DETAILS as DETAILS,
   E2E_SCOPES as SCOPES,
   outboxCode,
   partnerClient,
+  pushedAuthorization,
 } from '../support/partner-client.js';
 
 describe.each(testEngines())(
@@ -47,19 +47,7 @@ describe.each(testEngines())(
       for (const database of databases) await database.drop();
     });
 
-    async function authorizationUrl() {
-      const codeVerifier = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
-        redirect_uri: rp.info.redirect_uris[0]!,
-        scope: SCOPES,
-        code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-        code_challenge_method: 'S256',
-        state,
-        authorization_details: JSON.stringify(DETAILS),
-      });
-      return { url, codeVerifier, state };
-    }
+    const authorizationUrl = () => pushedAuthorization(rp);
 
     async function authorize(uncheck: string[] = []) {
       const { url, codeVerifier, state } = await authorizationUrl();

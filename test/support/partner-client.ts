@@ -133,3 +133,21 @@ export async function citizenApproves(
   }
   throw new Error('too many redirects');
 }
+
+/** PAR with PKCE S256 and the e2e consent request, as a bank starts a link. */
+export async function pushedAuthorization(rp: {
+  config: client.Configuration;
+  info: { redirect_uris: string[] };
+}) {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = await client.buildAuthorizationUrlWithPAR(rp.config, {
+    redirect_uri: rp.info.redirect_uris[0]!,
+    scope: E2E_SCOPES,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    authorization_details: JSON.stringify(E2E_DETAILS),
+  });
+  return { url, codeVerifier, state };
+}

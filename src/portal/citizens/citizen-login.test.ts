@@ -189,6 +189,50 @@ describeEachEngine('portal login and personal data', (engine) => {
     const denied = await browser.get('/security-center');
     expect(denied.statusCode).toBe(403);
     expect(denied.body).toContain('только сотрудникам');
+
+    // The security analyst gets in.
+    const analyst = PORTAL_PERSONAS.find((p) => p.username === 'security')!.personal.phone;
+    browser = new Browser(svc.app);
+    await browser.follow(await passwordStep('security'));
+    const done = await browser.post('/login/code', {
+      code: await codeFromOutbox(svc.app, analyst),
+    });
+    await browser.follow(done);
+    const room = await browser.get('/security-center');
+    expect(room.statusCode).toBe(200);
+    expect(room.body).toContain('Центр безопасности');
+  });
+
+  it('sends a new code on request, not more often than every 30 s; the old one dies', async () => {
+    await browser.follow(await passwordStep(IVANOV.phone));
+    const first = await codeFromOutbox(svc.app, IVANOV.phone);
+    const tooSoon = await browser.post('/login/code/resend', {});
+    expect(tooSoon.statusCode).toBe(429);
+    expect(tooSoon.body).toContain('Новый код можно запросить через');
+    svc.clock.advance(30_000);
+    const resent = await browser.post('/login/code/resend', {});
+    expect(resent.body).toContain('Новый код отправлен.');
+    const second = await codeFromOutbox(svc.app, IVANOV.phone);
+    if (second !== first) {
+      expect((await browser.post('/login/code', { code: first })).statusCode).toBe(401);
+    }
+    expect((await browser.post('/login/code', { code: second })).headers.location).toBe('/profile');
+  });
+
+  it('removes the authenticator app only with the password, back to SMS codes', async () => {
+    await browser.follow(await logIn(IVANOV.phone));
+    await browser.get('/security');
+    const start = await browser.post('/security/totp/start', {});
+    const secret = /data-testid="totp-secret">([A-Z2-7]+)</.exec(start.body)![1]!;
+    await browser.post('/security/totp/confirm', { code: currentTotp(secret, svc.clock.now()) });
+
+    const wrong = await browser.post('/security/totp/remove', { password: 'not-it' });
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.body).toContain('Неверный пароль.');
+    expect(wrong.body).toContain('приложения-аутентификатора');
+    const removed = await browser.post('/security/totp/remove', { password: DEMO_PASSWORD });
+    expect(removed.body).toContain('Коды для входа снова приходят по SMS.');
+    expect(removed.body).toContain('Код по SMS на номер');
   });
 
   it('logs no password, code, SNILS or passport number', async () => {

@@ -160,6 +160,28 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     }));
   }
 
+  /** The consent screen; after a refused choice, with the citizen's ticks and the reason. */
+  async function consentPage(
+    reply: FastifyReply,
+    ctx: Awaited<ReturnType<typeof consentContext>>,
+    uid: string,
+    extra: { ticked?: Set<string>; error?: string; status?: number } = {},
+  ) {
+    allowFormTarget(reply, ctx.redirectOrigin);
+    return reply.page(
+      h(ConsentPage, {
+        chrome: ctx.chrome,
+        csrf: ctx.csrf,
+        uid,
+        partnerName: ctx.partnerName,
+        request: ctx.consentRequest,
+        scopes: await scopeViews(ctx, extra.ticked),
+        error: extra.error,
+      }),
+      extra.status ?? 200,
+    );
+  }
+
   app.get('/interaction/:uid', { schema: { hide: true, params: Uid } }, async (request, reply) => {
     const { uid } = request.params as { uid: string };
     const interaction = await details(request, reply, uid);
@@ -190,17 +212,7 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
         409,
       );
     }
-    allowFormTarget(reply, ctx.redirectOrigin);
-    return reply.page(
-      h(ConsentPage, {
-        chrome: ctx.chrome,
-        csrf: ctx.csrf,
-        uid,
-        partnerName: ctx.partnerName,
-        request: ctx.consentRequest,
-        scopes: await scopeViews(ctx),
-      }),
-    );
+    return consentPage(reply, ctx, uid);
   });
 
   app.post(
@@ -231,21 +243,14 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
         Array.isArray(body.scope) ? body.scope : body.scope ? [body.scope] : [],
       );
       const chosen = chosenScopes(ctx.consentRequest, ticked);
-      allowFormTarget(reply, ctx.redirectOrigin);
       if ('missing' in chosen) {
-        return reply.page(
-          h(ConsentPage, {
-            chrome: ctx.chrome,
-            csrf: ctx.csrf,
-            uid,
-            partnerName: ctx.partnerName,
-            request: ctx.consentRequest,
-            scopes: await scopeViews(ctx, ticked),
-            error: `Без этих данных сервис не сможет работать: ${chosen.missing.map(scopeLabel).join(', ')}. Их нельзя отключить.`,
-          }),
-          400,
-        );
+        return consentPage(reply, ctx, uid, {
+          ticked,
+          error: `Без этих данных сервис не сможет работать: ${chosen.missing.map(scopeLabel).join(', ')}. Их нельзя отключить.`,
+          status: 400,
+        });
       }
+      allowFormTarget(reply, ctx.redirectOrigin);
       const pending: PendingConsent = { uid, scopes: chosen.scopes };
       await request.session.setData({ pendingConsent: pending });
       const method = ctx.citizen.secondFactor;
