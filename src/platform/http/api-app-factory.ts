@@ -1,3 +1,4 @@
+import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -12,11 +13,17 @@ export interface ApiAppOptions {
   https: ServerOptions;
   look: ErrorPageLook;
   bodyLimit?: number;
+  /** The title of its /openapi.json. */
+  title?: string;
 }
 
 /**
  * A machine-to-machine API app: no cookies, no pages, no CSRF (callers authenticate with
- * certificates and tokens); problem+json errors with request ids. Does not listen.
+ * certificates and tokens); problem+json errors with request ids; its routes described
+ * at /openapi.json. Does not listen.
+ *
+ * The OpenAPI plugin records only routes added after it has loaded: await `app.after()`
+ * (or any register(), as mountRawHandler does) before adding routes at the top level.
  */
 export function createApiApp(opts: ApiAppOptions): FastifyInstance {
   const app = Fastify({
@@ -36,5 +43,9 @@ export function createApiApp(opts: ApiAppOptions): FastifyInstance {
   app.setNotFoundHandler((request, reply) =>
     sendError(new NotFoundError('No such endpoint.'), request, reply, opts.look),
   );
+  void app.register(swagger, {
+    openapi: { info: { title: opts.title ?? 'Soglasie partner API', version: '0.1.0' } },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app as unknown as FastifyInstance;
 }

@@ -398,6 +398,39 @@ describeEachEngine('webhooks', (engine) => {
     expect(missing).toMatchObject({ code: 'ERR_WEBHOOK_NOT_FOUND', status: 404 });
   });
 
+  it('lists by event type, and scoped to an owner hides and refuses others’ messages', async () => {
+    const r = await receiver();
+    await webhooks.registerEndpoint('bank', r.url);
+    await webhooks.registerEndpoint('other', r.url);
+    const [granted] = await enqueue('bank', 'consent.granted', { n: 1 });
+    clock.advance(1_000);
+    const [revoked] = await enqueue('bank', 'consent.revoked', { n: 1 });
+    const [others] = await enqueue('other', 'consent.revoked', { n: 2 });
+    expect(await webhooks.deliverDue()).toMatchObject({ delivered: 3 });
+
+    const ids = async (filter: Parameters<Webhooks['listMessages']>[1]) =>
+      (await webhooks.listMessages('bank', filter)).map((m) => m.id);
+    expect(await ids({})).toEqual([revoked, granted]);
+    expect(await ids({ eventType: 'consent.revoked' })).toEqual([revoked]);
+    expect(await ids({ eventType: 'consent.revoked', status: 'pending' })).toEqual([]);
+    expect(await webhooks.getMessage('bank', revoked!)).toMatchObject({
+      id: revoked,
+      status: 'delivered',
+    });
+    expect(await webhooks.getMessage('bank', others!)).toBeUndefined();
+
+    // Another owner's message is as unknown as a missing one, and stays as it was.
+    await expect(webhooks.replay(others!, { owner: 'bank' })).rejects.toMatchObject({
+      code: 'ERR_WEBHOOK_NOT_FOUND',
+    });
+    expect(await message(others!)).toMatchObject({ status: 'delivered', attempts: 1 });
+    await webhooks.replay(revoked!, { owner: 'bank' });
+    expect(await message(revoked!)).toMatchObject({ status: 'pending', attempts: 0 });
+    await expect(webhooks.replay(revoked!, { owner: 'bank' })).rejects.toMatchObject({
+      code: 'ERR_WEBHOOK_NOT_REPLAYABLE',
+    });
+  });
+
   it('two workers delivering at once deliver each message exactly once', async () => {
     const r = await receiver({ delayMs: 5 });
     await webhooks.registerEndpoint('bank', r.url);

@@ -86,6 +86,8 @@ export type WebhookWorkerLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
 
 export interface WebhookMessageFilter {
   status?: WebhookMessageStatus;
+  /** Only messages of this event type, e.g. consent.revoked. */
+  eventType?: string;
   /** Newest first; default 100, at most 1000. */
   limit?: number;
 }
@@ -360,18 +362,27 @@ export function createWebhooks(deps: WebhookDeps) {
       filter: WebhookMessageFilter = {},
     ): Promise<WebhookMessageRecord[]> {
       const limit = Math.min(Math.max(1, Math.trunc(filter.limit ?? 100)), 1000);
-      return store.listMessages(owner, { status: filter.status, limit });
+      return store.listMessages(owner, {
+        status: filter.status,
+        eventType: filter.eventType,
+        limit,
+      });
     },
 
+    /** One of `owner`'s messages; undefined for an unknown id or another owner's message. */
+    getMessage: (owner: string, messageId: string): Promise<WebhookMessageRecord | undefined> =>
+      store.getMessage(owner, messageId),
+
     /**
-     * For operators: sends a dead or delivered message again, now, with its attempts reset
-     * (same id, so a receiver that has it already can tell). Throws WebhookError
-     * ERR_WEBHOOK_NOT_FOUND, ERR_WEBHOOK_NOT_REPLAYABLE (still pending) or
-     * ERR_WEBHOOK_ENDPOINT_DISABLED.
+     * Sends a dead or delivered message again, now, with its attempts reset (same id, so a
+     * receiver that has it already can tell); the next worker pass delivers it. With
+     * `owner` (a partner replaying its own messages), another owner's message is treated
+     * as unknown. Throws WebhookError ERR_WEBHOOK_NOT_FOUND, ERR_WEBHOOK_NOT_REPLAYABLE
+     * (still pending) or ERR_WEBHOOK_ENDPOINT_DISABLED.
      */
-    async replay(messageId: string): Promise<void> {
-      if (await store.replay(messageId, clock.now())) return;
-      const state = await store.messageState(messageId);
+    async replay(messageId: string, opts: { owner?: string } = {}): Promise<void> {
+      if (await store.replay(messageId, clock.now(), opts.owner)) return;
+      const state = await store.messageState(messageId, opts.owner);
       if (!state)
         throw new WebhookError('ERR_WEBHOOK_NOT_FOUND', `No webhook message ${messageId}.`);
       if (state.endpointDisabled)

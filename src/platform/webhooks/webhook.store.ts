@@ -123,6 +123,25 @@ export function createWebhookStore(db: Kysely<WebhookTables>) {
       .where('status', '=', 'pending')
       .where('next_attempt_at', '=', leaseUntil);
 
+  /** The messages that went to `owner`'s endpoints, as listed to operators and partners. */
+  const messagesOf = (owner: string) =>
+    db
+      .selectFrom('webhook_messages as m')
+      .innerJoin('webhook_endpoints as e', 'e.id', 'm.endpoint_id')
+      .select([
+        'm.id',
+        'm.endpoint_id',
+        'm.event_type',
+        'm.status',
+        'm.attempts',
+        'm.next_attempt_at',
+        'm.last_error',
+        'm.last_status',
+        'm.created_at',
+        'm.delivered_at',
+      ])
+      .where('e.owner', '=', owner);
+
   return {
     async insertEndpoint(row: WebhookEndpointTable): Promise<void> {
       await db.insertInto('webhook_endpoints').values(row).execute();
@@ -317,75 +336,64 @@ export function createWebhookStore(db: Kysely<WebhookTables>) {
 
     async listMessages(
       owner: string,
-      filter: { status?: WebhookMessageStatus | undefined; limit: number },
+      filter: {
+        status?: WebhookMessageStatus | undefined;
+        eventType?: string | undefined;
+        limit: number;
+      },
     ): Promise<WebhookMessageRecord[]> {
-      let query = db
-        .selectFrom('webhook_messages as m')
-        .innerJoin('webhook_endpoints as e', 'e.id', 'm.endpoint_id')
-        .select([
-          'm.id',
-          'm.endpoint_id',
-          'm.event_type',
-          'm.status',
-          'm.attempts',
-          'm.next_attempt_at',
-          'm.last_error',
-          'm.last_status',
-          'm.created_at',
-          'm.delivered_at',
-        ])
-        .where('e.owner', '=', owner);
+      let query = messagesOf(owner);
       if (filter.status) query = query.where('m.status', '=', filter.status);
+      if (filter.eventType) query = query.where('m.event_type', '=', filter.eventType);
       const rows = await query
         .orderBy('m.created_at', 'desc')
         .orderBy('m.id', 'desc')
         .limit(filter.limit)
         .execute();
-      return rows.map((r) => ({
-        id: r.id,
-        endpointId: r.endpoint_id,
-        eventType: r.event_type,
-        status: r.status,
-        attempts: r.attempts,
-        nextAttemptAt: new Date(r.next_attempt_at),
-        lastError: r.last_error,
-        lastStatus: r.last_status,
-        createdAt: new Date(r.created_at),
-        deliveredAt: r.delivered_at ? new Date(r.delivered_at) : null,
-      }));
+      return rows.map(toRecord);
     },
 
+    /** One message, only if it went to an endpoint of `owner`. */
+    async getMessage(owner: string, id: string): Promise<WebhookMessageRecord | undefined> {
+      const row = await messagesOf(owner).where('m.id', '=', id).executeTakeFirst();
+      return row && toRecord(row);
+    },
+
+    /** `owner` given: another owner's message is reported as absent. */
     async messageState(
       id: string,
+      owner?: string,
     ): Promise<{ status: WebhookMessageStatus; endpointDisabled: boolean } | undefined> {
-      const row = await db
+      let query = db
         .selectFrom('webhook_messages as m')
         .innerJoin('webhook_endpoints as e', 'e.id', 'm.endpoint_id')
         .select(['m.status', 'e.disabled_at'])
-        .where('m.id', '=', id)
-        .executeTakeFirst();
+        .where('m.id', '=', id);
+      if (owner !== undefined) query = query.where('e.owner', '=', owner);
+      const row = await query.executeTakeFirst();
       return row && { status: row.status, endpointDisabled: row.disabled_at !== null };
     },
 
     /**
      * Makes a delivered or dead message due at `at` with its attempts reset. Only when it
-     * is in one of those states and its endpoint is active, atomically: false otherwise.
+     * is in one of those states and its endpoint is active (and belongs to `owner`, when
+     * given), atomically: false otherwise.
      */
-    async replay(id: string, at: Date): Promise<boolean> {
+    async replay(id: string, at: Date, owner?: string): Promise<boolean> {
       const result = await db
         .updateTable('webhook_messages')
         .set({ status: 'pending', attempts: 0, next_attempt_at: at, delivered_at: null })
         .where('id', '=', id)
         .where('status', 'in', ['delivered', 'dead'])
-        .where((eb) =>
-          eb.exists(
-            eb
-              .selectFrom('webhook_endpoints as e')
-              .select('e.id')
-              .whereRef('e.id', '=', 'webhook_messages.endpoint_id')
-              .where('e.disabled_at', 'is', null),
-          ),
-        )
+        .where((eb) => {
+          let endpoint = eb
+            .selectFrom('webhook_endpoints as e')
+            .select('e.id')
+            .whereRef('e.id', '=', 'webhook_messages.endpoint_id')
+            .where('e.disabled_at', 'is', null);
+          if (owner !== undefined) endpoint = endpoint.where('e.owner', '=', owner);
+          return eb.exists(endpoint);
+        })
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
@@ -393,3 +401,29 @@ export function createWebhookStore(db: Kysely<WebhookTables>) {
 }
 
 export type WebhookStore = ReturnType<typeof createWebhookStore>;
+
+function toRecord(r: {
+  id: string;
+  endpoint_id: string;
+  event_type: string;
+  status: WebhookMessageStatus;
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string | null;
+  last_status: number | null;
+  created_at: Date;
+  delivered_at: Date | null;
+}): WebhookMessageRecord {
+  return {
+    id: r.id,
+    endpointId: r.endpoint_id,
+    eventType: r.event_type,
+    status: r.status,
+    attempts: r.attempts,
+    nextAttemptAt: new Date(r.next_attempt_at),
+    lastError: r.last_error,
+    lastStatus: r.last_status,
+    createdAt: new Date(r.created_at),
+    deliveredAt: r.delivered_at ? new Date(r.delivered_at) : null,
+  };
+}
