@@ -7,7 +7,8 @@ import { openServiceRuntime, type ServiceName } from './platform/runtime/service
 import { portalMigrations } from './portal/migrations.js';
 import { registerDemoBank, startService, type RunningService } from './services.js';
 import path from 'node:path';
-import { partnerAdd } from './partner-kit/partner-add.js';
+import { readFileSync } from 'node:fs';
+import { partnerAdd, type PartnerAddOptions } from './partner-kit/partner-add.js';
 import { initPki } from './platform/pki/index.js';
 import { readAdminToken } from './platform/runtime/admin-token.js';
 
@@ -151,14 +152,34 @@ program
       .choices(['mtls', 'dpop'])
       .default('mtls'),
   )
+  .option(
+    '--portal-connect <file>',
+    'accept connections citizens start on the portal (J1): a JSON file {"client_ref_label", "request"} where request is the soglasie_consent authorization details entry',
+  )
   .action(
     async (opts: {
       name: string;
       redirectUri: string[];
       out: string;
       senderConstraint: 'mtls' | 'dpop';
+      portalConnect?: string;
     }) => {
       const cfg = config(undefined, false);
+      let portalConnect: PartnerAddOptions['portalConnect'];
+      if (opts.portalConnect) {
+        try {
+          portalConnect = JSON.parse(
+            readFileSync(path.resolve(opts.portalConnect), 'utf8'),
+          ) as never;
+        } catch (err) {
+          throw Object.assign(
+            new Error(
+              `cannot read --portal-connect ${opts.portalConnect}: ${(err as Error).message}`,
+            ),
+            { code: 'ERR_PORTAL_CONNECT_FILE' },
+          );
+        }
+      }
       const { clientId, files } = await partnerAdd({
         portalAdminUrl: `http://127.0.0.1:${cfg.portal.httpPort}`,
         adminToken: readAdminToken(cfg.dataDir, 'portal'),
@@ -166,6 +187,7 @@ program
         redirectUris: opts.redirectUri,
         out: path.resolve(opts.out),
         senderConstraint: opts.senderConstraint,
+        portalConnect,
       });
       console.log(`Registered ${clientId}. Files:\n  ${Object.values(files).join('\n  ')}`);
     },

@@ -4,6 +4,8 @@ import { buildBankApp } from './bank/app.js';
 import type { BankDB } from './bank/db.js';
 import { bankMigrations } from './bank/migrations.js';
 import { seedBankPersonas } from './bank/personas.js';
+import { CLIENT_NUMBER_LABEL } from './bank/portal-access/portal-connect.js';
+import { LINK_REQUEST } from './bank/portal-access/portal-link.service.js';
 import { createLogger } from './platform/http/logger.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -176,12 +178,14 @@ export async function registerDemoBank(config: Config, portal: RunningService): 
     const registered = JSON.parse(readFileSync(clientJson, 'utf8')) as {
       issuer?: string;
       redirect_uris?: string[];
+      portal_connect?: boolean;
     };
     // Registered for these very addresses: nothing to do. After a port change the old
     // registration would fail at the redirect URI check, so register afresh.
     if (
       registered.issuer === config.portal.publicUrl &&
-      registered.redirect_uris?.[0] === redirectUri
+      registered.redirect_uris?.[0] === redirectUri &&
+      registered.portal_connect === true
     ) {
       return false;
     }
@@ -192,6 +196,8 @@ export async function registerDemoBank(config: Config, portal: RunningService): 
     name: 'Банк',
     redirectUris: [redirectUri],
     out: config.bank.partnerDir,
+    // J1: citizens can connect the bank from the portal by their bank client number.
+    portalConnect: { client_ref_label: CLIENT_NUMBER_LABEL, request: LINK_REQUEST },
   });
   return true;
 }

@@ -16,11 +16,13 @@ import {
   type DataRequestTables,
 } from './data-rights/data-request.store.js';
 import { registerDataRightsRoutes } from './data-rights/data-rights.routes.js';
+import { createInFlightRegistry } from './portal-access/in-flight.js';
 import { loadPortalClient } from './portal-access/portal-client.js';
 import { registerPortalAccessRoutes } from './portal-access/portal-access.routes.js';
 import { createPortalLinkService } from './portal-access/portal-link.service.js';
 import { createPortalLinkStore, type PortalLinkTables } from './portal-access/portal-link.store.js';
 import { createPortalEvents } from './portal-access/portal-events.js';
+import { createPortalConnect } from './portal-access/portal-connect.js';
 import { registerPortalEventRoutes } from './portal-access/portal-events.routes.js';
 import {
   createPortalEventStore,
@@ -89,9 +91,23 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     store: linkStore,
     keyring: runtime.keyring,
     clock,
+    ids,
+    inFlight: createInFlightRegistry(),
+    // The bank reaches its customers by SMS (as for its login codes).
+    notify: async (customerId, message) => {
+      const customer = await customers.get(customerId);
+      if (!customer) return;
+      await runtime.notifier.send({ to: customer.personal.phone, channel: 'sms', ...message });
+    },
+    logger: runtime.logger,
   });
   const signedIn = createSignedIn(customers, look);
-  registerCustomerRoutes(app, { signedIn, portalData: (id) => links.view(id) });
+  registerCustomerRoutes(app, {
+    signedIn,
+    portalData: (id) => links.view(id),
+    portalHistory: (id) => links.history(id),
+    portalNotices: (id) => links.takeNotices(id),
+  });
   registerPortalAccessRoutes(app, {
     signedIn,
     customers,
@@ -102,11 +118,12 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
   const events = createPortalEvents({
     portal,
     store: createPortalEventStore(db as unknown as Kysely<PortalEventTables>),
-    links: linkStore,
     sealer: runtime.sealer,
     clock,
     logger: runtime.logger,
     receiverUrl: `${config.bank.publicUrl}/webhooks/portal`,
+    endConsent: links.endConsent,
+    connect: createPortalConnect({ portal, customers, links, logger: runtime.logger }).onGranted,
   });
   await registerPortalEventRoutes(app, events);
   registerDataRightsRoutes(app, {

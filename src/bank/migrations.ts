@@ -1,7 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
-import { createPortalLinkTables } from './portal-access/portal-link.store.js';
+import {
+  createPortalLinkEventTables,
+  createPortalLinkTables,
+} from './portal-access/portal-link.store.js';
 import { createPortalEventTables } from './portal-access/portal-events.store.js';
 import { createDataRequestTables } from './data-rights/data-request.store.js';
 
@@ -36,6 +39,21 @@ export const bankMigrations: Record<string, Migration> = {
   '0005_data_requests': {
     async up(db: Kysely<never>) {
       await createDataRequestTables(db);
+    },
+  },
+  '0006_portal_link_events': {
+    async up(db: Kysely<never>) {
+      await createPortalLinkEventTables(db);
+    },
+  },
+  // J1: the number a customer gives the portal so the bank can find them.
+  '0007_client_numbers': {
+    async up(db: Kysely<never>) {
+      await sql`create sequence customer_numbers start 100001`.execute(db);
+      await sql`
+        alter table customers
+          add column client_number text unique not null
+            default nextval('customer_numbers')::text`.execute(db);
     },
   },
 };

@@ -17,6 +17,11 @@ export interface PartnerAddOptions {
   out: string;
   /** Tokens bound to the client certificate (default) or to a DPoP key. */
   senderConstraint?: 'mtls' | 'dpop';
+  /**
+   * J1: accept connections citizens start on the portal. `request` is the
+   * `soglasie_consent` authorization details entry the consent screen shows.
+   */
+  portalConnect?: { client_ref_label: string; request: Record<string, unknown> } | undefined;
 }
 
 export interface PartnerFiles {
@@ -68,6 +73,7 @@ export async function partnerAdd(
         signing_jwk: signingJwk,
         csr: csr.csrPem,
         ...(opts.senderConstraint ? { sender_constraint: opts.senderConstraint } : {}),
+        ...(opts.portalConnect ? { portal_connect: opts.portalConnect } : {}),
       }),
       signal: AbortSignal.timeout(10_000),
     });
@@ -111,6 +117,7 @@ export async function partnerAdd(
         redirect_uris: body.redirect_uris,
         mtls_endpoints: body.mtls_endpoints,
         certificate_thumbprint: body.certificate_thumbprint,
+        portal_connect: body.portal_connect === true,
       },
       null,
       2,

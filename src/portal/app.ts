@@ -24,17 +24,21 @@ import { mountRawHandler } from '../platform/http/provider-mount.js';
 import { createMtlsServerOptions } from '../platform/mtls/index.js';
 import type { Pki } from '../platform/pki/index.js';
 import { loadOrCreateServiceKey, type ServiceKeyTables } from '../platform/runtime/service-keys.js';
+import { consentNotice } from './consents/consent-notices.js';
+import { registerConnectRoutes } from './consents/connect.routes.js';
+import { registerConsentApiRoutes } from './partner-api/consent-api.routes.js';
 import { createConsentService } from './consents/consent.service.js';
 import { createConsentStore, type ConsentTables } from './consents/consent.store.js';
 import { createCitizenRecordService } from './data-api/citizen-records.service.js';
 import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
 import { registerInteractionRoutes } from './oidc/interaction.routes.js';
 import { createOidcStore, type OidcTables } from './oidc/oidc.store.js';
-import { createProvider, dataApiResource } from './oidc/provider.js';
+import { createProvider, dataApiResource, pairwiseSubject } from './oidc/provider.js';
 import { loadSigningKeys } from './oidc/signing-keys.js';
 import { createTokenVerifier } from './partner-api/access-checks.js';
 import { createDpopChecker, deleteExpiredProofs, type DpopTables } from './partner-api/dpop.js';
 import { registerPartnerApiRoutes } from './partner-api/partner-api.routes.js';
+import { registerWebhookDeliveryRoutes } from './partner-api/webhook-deliveries.routes.js';
 import { registerAdminApi } from './partners/admin-api.routes.js';
 import { createPartnerService } from './partners/partner.service.js';
 import { createPartnerStore, type PartnerTables } from './partners/partner.store.js';
@@ -145,22 +149,7 @@ export async function buildPortalApp(
     ids,
     afterChange: async (type, consent) => {
       const partner = await partnerNameOf(consent.clientId);
-      const until = consent.expiresAt.toLocaleDateString('ru-RU', { timeZone: 'Europe/Moscow' });
-      const notices = {
-        'consent.granted': [
-          'Вы предоставили доступ к данным',
-          `Госуслуги: вы предоставили сервису «${partner}» доступ к своим данным до ${until}. Отключить доступ можно в разделе «Управление доступом».`,
-        ],
-        'consent.revoked': [
-          'Доступ к данным отключён',
-          `Госуслуги: доступ сервиса «${partner}» к вашим данным отключён. Сервис обязан удалить полученные данные.`,
-        ],
-        'consent.expired': [
-          'Срок доступа к данным истёк',
-          `Госуслуги: срок доступа сервиса «${partner}» к вашим данным истёк. Подключить его снова можно в приложении сервиса.`,
-        ],
-      } as const;
-      const [subject, text] = notices[type];
+      const [subject, text] = consentNotice(type, consent, partner);
       await notifyCitizen(consent.citizenId, subject, text);
     },
     announce: async (trx, type, consent) => {
@@ -169,6 +158,9 @@ export async function buildPortalApp(
         status: consent.status,
         scopes: consent.scopes,
         expires_at: consent.expiresAt.toISOString(),
+        // J1: the citizen started it on the portal; take its token with the consent grant.
+        origin: consent.origin,
+        ...(consent.applicationRef ? { application_ref: consent.applicationRef } : {}),
       });
     },
   });
@@ -177,6 +169,7 @@ export async function buildPortalApp(
   const jwks = await loadSigningKeys(oidcStore, runtime.sealer, clock);
   const issuer = config.portal.publicUrl;
   const resource = dataApiResource(config.portal.mtlsUrl);
+  const pairwiseKey = await serviceKey(runtime, 'pairwise-subjects');
   const provider = createProvider({
     issuer,
     mtlsUrl: config.portal.mtlsUrl,
@@ -185,7 +178,7 @@ export async function buildPortalApp(
     jwks,
     cookieKeys: [(await serviceKey(runtime, 'oidc-cookies')).toString('base64url')],
     secureCookies: secure,
-    pairwiseKey: await serviceKey(runtime, 'pairwise-subjects'),
+    pairwiseKey,
     citizens,
     consents,
   });
@@ -252,6 +245,22 @@ export async function buildPortalApp(
         allowHttpRedirects: config.mode !== 'production',
       })
     : undefined;
+  if (partners) {
+    registerConnectRoutes(app, {
+      provider,
+      resource,
+      partners,
+      consents,
+      records,
+      signedIn,
+      confirmations,
+      limiter,
+      audit,
+      sealer: runtime.sealer,
+      clock,
+      ids,
+    });
+  }
   if (partners && options.adminToken) {
     registerAdminApi(app, {
       token: options.adminToken,
@@ -280,6 +289,7 @@ export async function buildPortalApp(
       ['POST', '/token/revocation'],
       [['GET', 'POST'], '/me'],
     ]);
+    registerWebhookDeliveryRoutes(partnerApi, { partners, webhooks, audit });
     registerPartnerApiRoutes(partnerApi, {
       clock,
       publicUrl: config.portal.mtlsUrl,
@@ -320,17 +330,35 @@ export async function buildPortalApp(
         }
       },
     });
+    registerConsentApiRoutes(partnerApi, {
+      partners,
+      consents,
+      sealer: runtime.sealer,
+      audit,
+      subjectFor: async (clientId, citizenId) => {
+        const client = await provider.Client.find(clientId);
+        if (!client?.sectorIdentifier) throw new Error(`client ${clientId} has no sector`);
+        return pairwiseSubject(pairwiseKey, String(client.sectorIdentifier), citizenId);
+      },
+      removeGrant: (grantId) => oidcStore.removeGrant(grantId),
+    });
   }
 
   /** Expired OIDC artefacts and DPoP proof ids; run by the housekeeping timer. */
   const sweepExpired = async (now: Date) => {
     // Consents past their end: status «Истёк срок», partner told, tokens removed.
     const expiredGrants = await consents.expireOverdue();
-    for (const grantId of expiredGrants) {
+    // J1 connections the partner never took up: «Не выполнено», the grant goes.
+    const staleGrants = await consents.failStaleConnections();
+    for (const grantId of [...expiredGrants, ...staleGrants]) {
       await oidcStore.removeGrant(grantId);
     }
+    // Ended consents without a deletion receipt by the deadline: flagged, citizen told.
+    const overdue = await consents.flagOverdueDeletions();
     return {
       consents: expiredGrants.length,
+      connections: staleGrants.length,
+      overdueDeletions: overdue.length,
       ...(await sweepArtefacts(now)),
     };
   };

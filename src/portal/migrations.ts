@@ -3,10 +3,10 @@ import type { Migration } from '../platform/db/index.js';
 import { createAuditTables } from '../platform/audit/audit-log.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
 import { createWebhookTables } from '../platform/webhooks/index.js';
-import { createConsentTables } from './consents/consent.store.js';
+import { addConsentOrigin, createConsentTables } from './consents/consent.store.js';
 import { createCitizenRecordTables } from './data-api/citizen-records.store.js';
 import { createOidcTables } from './oidc/oidc.store.js';
-import { createPartnerTables } from './partners/partner.store.js';
+import { addPortalConnect, createPartnerTables } from './partners/partner.store.js';
 import { createDpopTables } from './partner-api/dpop.js';
 
 /** The portal's schema, in order. Never edit a migration that has shipped; add one. */
@@ -70,6 +70,12 @@ export const portalMigrations: Record<string, Migration> = {
   '0005_webhooks': {
     async up(db: Kysely<never>) {
       await createWebhookTables(db);
+    },
+  },
+  '0006_portal_connections': {
+    async up(db: Kysely<never>) {
+      await addConsentOrigin(db);
+      await addPortalConnect(db);
     },
   },
 };

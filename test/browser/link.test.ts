@@ -143,9 +143,17 @@ describe('a bank customer links their portal account (J2) and runs a test reques
   });
 
   it('J5: «Отключить» at the portal with a code; the bank is told and deletes the data by itself', async () => {
-    const page = await browser.newPage();
+    // One context, two tabs: the bank's page stays open while the portal is used.
+    const context = await browser.newContext();
+    const page = await context.newPage();
     await bankLogin(page);
     await link(page);
+    // The bank's «Безопасность» stays open in another tab of the same session.
+    const bankTab = await context.newPage();
+    await bankTab.goto(`${bank.url}/security`);
+    expect(await bankTab.getByTestId('portal-link-status').textContent()).toContain(
+      'Доступ предоставлен',
+    );
     await page.goto(`${portal.url}/access`);
     const row = page.locator('[data-testid^="connection-partner-"]').first();
     expect(await row.getByTestId('connection-status').textContent()).toBe('Активно');
@@ -161,7 +169,32 @@ describe('a bank customer links their portal account (J2) and runs a test reques
     expect(mail.map((m) => m.subject)).toContain('Вы предоставили доступ к данным');
     expect(mail.every((m) => m.channel === 'email')).toBe(true);
 
-    // The portal tells the bank (a signed webhook); the bank deletes what it had, on its own.
+    // The portal tells the bank (a signed webhook); the bank deletes what it had, on its own,
+    // and its open page changes by itself within seconds (nobody reloads it here).
+    await expect
+      .poll(
+        () =>
+          bankTab
+            .getByTestId('portal-link-status')
+            .textContent({ timeout: 1_000 })
+            .catch(() => ''),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toContain('не связан');
+    expect(await bankTab.getByTestId('portal-link-notice').textContent()).toContain(
+      'согласие отозвано на Госуслугах',
+    );
+    expect(await bankTab.getByTestId('portal-link-history').textContent()).toContain(
+      'Доступ отозван на Госуслугах',
+    );
+    // …and tells the customer, without personal data.
+    const sms = (await (
+      await fetch(`${bank.url}/dev/outbox?to=${encodeURIComponent('+79990000001')}`)
+    ).json()) as { subject: string; text: string }[];
+    expect(sms.find((m) => m.subject === 'Доступ к Госуслугам отключён')?.text).toBe(
+      'Банк: доступ к данным Госуслуг отключён. Банк удалил полученные с портала данные.',
+    );
+    await bankTab.close();
     await expect
       .poll(
         async () => {
@@ -181,7 +214,7 @@ describe('a bank customer links their portal account (J2) and runs a test reques
       .toMatch(
         /Доступ отключён[\s\S]*Сервис получил уведомление об отключении[\s\S]*Сервис подтвердил удаление данных/,
       );
-    await page.close();
+    await context.close();
   });
 
   it('J12 at the bank: the export holds the portal data; «Удалить» removes it and ends the consent', async () => {

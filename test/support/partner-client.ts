@@ -69,7 +69,8 @@ export async function partnerClient(partnerDir: string, opts: { withCertificate?
 
 export async function outboxCode(base: string, to: string): Promise<string> {
   const res = await fetch(`${base}/dev/outbox?to=${encodeURIComponent(to)}`);
-  return ((await res.json()) as { code: string }[])[0]!.code;
+  // The newest message that carries a code: notices (e.g. a revocation SMS) carry none.
+  return ((await res.json()) as { code?: string }[]).find((m) => m.code)!.code!;
 }
 
 /**

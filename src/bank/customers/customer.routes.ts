@@ -2,12 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import { h } from 'preact';
 import { ForbiddenError } from '../../platform/http/errors.js';
 import type { LinkView } from '../portal-access/portal-link.service.js';
+import type { PortalLinkEventTable } from '../portal-access/portal-link.store.js';
 import { OperatorHomePage, ProfilePage } from './customer-pages.js';
 import type { SignedIn } from './signed-in.js';
 
 export function registerCustomerRoutes(
   app: FastifyInstance,
-  deps: { signedIn: SignedIn; portalData: (customerId: string) => Promise<LinkView | undefined> },
+  deps: {
+    signedIn: SignedIn;
+    portalData: (customerId: string) => Promise<LinkView | undefined>;
+    /** What happened to the customer's portal links (J5), newest first. */
+    portalHistory?: (customerId: string) => Promise<PortalLinkEventTable[]>;
+    /** Link events not shown yet (taken: shown once). */
+    portalNotices?: (customerId: string) => Promise<PortalLinkEventTable[]>;
+  },
 ): void {
   const signedIn = deps.signedIn;
 
@@ -20,11 +28,16 @@ export function registerCustomerRoutes(
   app.get('/profile', { schema: { hide: true } }, async (request, reply) => {
     const ctx = await signedIn(request, reply);
     if (!ctx) return reply;
+    const link = await deps.portalData(ctx.customer.id);
+    const notices = (await deps.portalNotices?.(ctx.customer.id)) ?? [];
     return reply.page(
       h(ProfilePage, {
         chrome: ctx.chrome,
         customer: ctx.customer,
-        link: await deps.portalData(ctx.customer.id),
+        link,
+        // A notice superseded by a newer link is not worth showing.
+        notices: notices.filter((n) => !link || new Date(n.at).getTime() > link.linkedAt.getTime()),
+        history: (await deps.portalHistory?.(ctx.customer.id)) ?? [],
       }),
     );
   });

@@ -24,6 +24,8 @@ export interface CustomerPersonalData {
 export interface Customer {
   id: string;
   username: string;
+  /** «Номер клиента»: what the customer enters on the portal to connect the bank (J1). */
+  clientNumber: string;
   roles: BankRole[];
   personal: CustomerPersonalData;
   personalUpdatedAt: Date;
@@ -62,6 +64,7 @@ export function createCustomerService(deps: {
     },
 
     findIdByUsername: (username: string) => store.findIdByUsername(username.trim().toLowerCase()),
+    findIdByClientNumber: (clientNumber: string) => store.findIdByClientNumber(clientNumber.trim()),
 
     async get(id: string): Promise<Customer | undefined> {
       const row = await store.get(id);
@@ -69,6 +72,7 @@ export function createCustomerService(deps: {
       return {
         id: row.id,
         username: row.username,
+        clientNumber: row.client_number,
         roles: row.roles,
         personal: await sealer.openJson<CustomerPersonalData>(parseSealed(row.personal), aad(id)),
         personalUpdatedAt: new Date(row.personal_updated_at),

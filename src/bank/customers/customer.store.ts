@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Generated, Insertable, Kysely } from 'kysely';
 
 export type BankRole = 'customer' | 'operator';
 
@@ -12,6 +12,8 @@ export interface CustomerTable {
   personal: string;
   personal_updated_at: Date;
   created_at: Date;
+  /** The customer's number at the bank (J1: what they type on the portal), from a sequence. */
+  client_number: Generated<string>;
 }
 
 export interface CustomerTables {
@@ -20,7 +22,7 @@ export interface CustomerTables {
 
 export function createCustomerStore(db: Kysely<CustomerTables>) {
   return {
-    async insert(row: CustomerTable): Promise<void> {
+    async insert(row: Insertable<CustomerTable>): Promise<void> {
       await db.insertInto('customers').values(row).execute();
     },
     async findIdByUsername(username: string): Promise<string | undefined> {
@@ -31,7 +33,15 @@ export function createCustomerStore(db: Kysely<CustomerTables>) {
         .executeTakeFirst();
       return row?.id;
     },
-    async get(id: string): Promise<CustomerTable | undefined> {
+    async findIdByClientNumber(clientNumber: string): Promise<string | undefined> {
+      const row = await db
+        .selectFrom('customers')
+        .select('id')
+        .where('client_number', '=', clientNumber)
+        .executeTakeFirst();
+      return row?.id;
+    },
+    async get(id: string) {
       return db.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirst();
     },
   };

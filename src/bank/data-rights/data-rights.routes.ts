@@ -81,6 +81,12 @@ export function registerDataRightsRoutes(
               data: link.data,
             }
           : null,
+        // What happened to earlier links (J5): consent ids, what and when; no values.
+        gosuslugi_history: (await deps.links.history(ctx.customer.id, 1000)).map((e) => ({
+          consent_id: e.consent_id,
+          event: e.kind,
+          at: new Date(e.at).toISOString(),
+        })),
       });
   });
 

@@ -26,6 +26,7 @@ describeEachEngine('bank: the customer’s data rights', (engine) => {
     expect(res.json()).toMatchObject({
       customer: { login: 'petrova', lastName: 'Петрова', phone: '+79990000002' },
       gosuslugi: null,
+      gosuslugi_history: [],
     });
     const page = await browser.get('/profile/data');
     expect(page.body).toContain('Выгрузка данных: выполнено');

@@ -1,16 +1,26 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { h } from 'preact';
 import { Type } from 'typebox';
 import { verifyPassword } from '../../platform/crypto/index.js';
 import { AppError, TooManyAttemptsError } from '../../platform/http/errors.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
-import { limiterKey } from '../../platform/login/login-routes.js';
+import { limiterKey, requireLogin } from '../../platform/login/login-routes.js';
 import type { CustomerService } from '../customers/customer.service.js';
 import type { SignedIn } from '../customers/signed-in.js';
-import { BankSecurityPage, GosuslugiPage, ReconfirmPage } from './portal-pages.js';
-import type { PendingLink, PortalLinkService } from './portal-link.service.js';
+import {
+  BankSecurityPage,
+  GosuslugiPage,
+  LIVE_SCRIPT_PATH,
+  LIVE_STATUS_PATH,
+  ReconfirmPage,
+} from './portal-pages.js';
+import type { LinkView, PendingLink, PortalLinkService } from './portal-link.service.js';
 
 const PENDING_LINK_TTL_MS = 15 * 60_000;
+
+/** The small script that keeps the link status live (no inline script: CSP script-src 'self'). */
+const LIVE_SCRIPT = readFileSync(new URL('./assets/portal-link-live.js', import.meta.url), 'utf8');
 
 export function registerPortalAccessRoutes(
   app: FastifyInstance,
@@ -24,6 +34,12 @@ export function registerPortalAccessRoutes(
 ): void {
   const { signedIn, links } = deps;
 
+  /** What the portal ended since the customer last looked, unless a newer link replaced it. */
+  const noticesFor = async (customerId: string, link: LinkView | undefined) =>
+    (await links.takeNotices(customerId)).filter(
+      (n) => !link || new Date(n.at).getTime() > link.linkedAt.getTime(),
+    );
+
   const securityPage = async (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -32,17 +48,34 @@ export function registerPortalAccessRoutes(
   ) => {
     const ctx = await signedIn(request, reply);
     if (!ctx) return reply;
+    const link = await links.view(ctx.customer.id);
     return reply.page(
       h(BankSecurityPage, {
         chrome: ctx.chrome,
         csrf: ctx.csrf,
-        link: await links.view(ctx.customer.id),
+        link,
         configured: links.configured(),
+        notices: await noticesFor(ctx.customer.id, link),
+        history: await links.history(ctx.customer.id),
         ...extra,
       }),
       status,
     );
   };
+
+  app.get(LIVE_SCRIPT_PATH, { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(LIVE_SCRIPT),
+  );
+
+  // J5: what the live script polls. The link's state only: no personal data, no sealed column.
+  app.get(LIVE_STATUS_PATH, { schema: { hide: true } }, async (request, reply) => {
+    const customerId = requireLogin(request, reply);
+    if (!customerId) return reply;
+    return reply.header('cache-control', 'no-store').send(await links.state(customerId));
+  });
 
   app.get('/security', { schema: { hide: true } }, async (request, reply) => {
     const linked = (request.query as { linked?: string }).linked === '1';
@@ -165,11 +198,13 @@ export function registerPortalAccessRoutes(
   app.get('/gosuslugi', { schema: { hide: true } }, async (request, reply) => {
     const ctx = await signedIn(request, reply);
     if (!ctx) return reply;
+    const link = await links.view(ctx.customer.id);
     return reply.page(
       h(GosuslugiPage, {
         chrome: ctx.chrome,
         csrf: ctx.csrf,
-        link: await links.view(ctx.customer.id),
+        link,
+        notices: await noticesFor(ctx.customer.id, link),
       }),
     );
   });

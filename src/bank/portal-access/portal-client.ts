@@ -26,10 +26,11 @@ export class PortalUnavailable extends Error {
 export interface PortalClient {
   material: PartnerMaterial;
   config(): Promise<client.Configuration>;
-  /** A GET over mTLS with the bank's certificate. */
+  /** A GET over mTLS with the bank's certificate; `signal` aborts it (with its reason). */
   get(
     url: string,
     headers: Record<string, string>,
+    signal?: AbortSignal,
   ): Promise<{ status: number; body: string; contentType: string }>;
   /** A JSON POST over mTLS with the bank's certificate. */
   post(url: string, json: unknown): Promise<{ status: number; body: string }>;
@@ -101,15 +102,21 @@ export function loadPortalClient(
       mtlsBase: new URL(info.mtls_endpoints.data_api).origin,
     },
     config,
-    async get(url, headers) {
+    async get(url, headers, signal) {
       try {
-        const res = await undiciFetch(url, { headers, dispatcher: agent });
+        const res = await undiciFetch(url, {
+          headers,
+          dispatcher: agent,
+          ...(signal ? { signal } : {}),
+        });
         return {
           status: res.status,
           body: await res.text(),
           contentType: res.headers.get('content-type') ?? '',
         };
       } catch (err) {
+        // Cancelled on purpose (the consent ended): the caller's reason, not an outage.
+        if (signal?.aborted) throw signal.reason;
         throw new PortalUnavailable(
           `The portal data API is unreachable: ${(err as Error).message}`,
         );

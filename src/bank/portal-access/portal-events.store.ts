@@ -53,6 +53,14 @@ export function createPortalEventStore(db: Kysely<PortalEventTables>) {
         .execute();
     },
     /** Records an event id; false if it was seen before (at-least-once delivery). */
+    async hasReceipt(id: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('webhook_receipts')
+        .select('id')
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
     async firstReceipt(id: string, eventType: string, at: Date): Promise<boolean> {
       const result = await db
         .insertInto('webhook_receipts')

@@ -10,13 +10,12 @@ import {
 import { AppError } from '../../platform/http/errors.js';
 import type { PortalClient } from './portal-client.js';
 import type { PortalEventStore } from './portal-events.store.js';
-import type { PortalLinkStore } from './portal-link.store.js';
 
 /** A portal event as delivered (Standard Webhooks envelope). */
 interface PortalEvent {
   type: string;
   timestamp: string;
-  data: { consent_id?: string };
+  data: { consent_id?: string; origin?: 'partner' | 'portal' };
 }
 
 const SECRET_AAD = recordAad('portal_webhook', 'portal', 'secret');
@@ -29,12 +28,15 @@ const SECRET_AAD = recordAad('portal_webhook', 'portal', 'secret');
 export function createPortalEvents(deps: {
   portal: PortalClient | undefined;
   store: PortalEventStore;
-  links: PortalLinkStore;
   sealer: Sealer;
   clock: Clock;
   logger: Logger;
   /** Where the portal should deliver, e.g. http://localhost:4000/webhooks/portal. */
   receiverUrl: string;
+  /** The consent ended: cancel its operations, shred its vault row, tell the customer. */
+  endConsent: (consentId: string, cause: 'revoked' | 'expired') => Promise<boolean>;
+  /** J1: a connection the citizen started on the portal; throws to have it retried. */
+  connect?: (consentId: string) => Promise<unknown>;
 }) {
   async function subscribe(): Promise<void> {
     const existing = await deps.store.subscription();
@@ -97,24 +99,25 @@ export function createPortalEvents(deps: {
           'The webhook signature or timestamp is invalid.',
         );
       }
-      if (!(await deps.store.firstReceipt(headers['webhook-id']!, event.type, deps.clock.now()))) {
-        return 'duplicate';
+      const id = headers['webhook-id']!;
+      if (await deps.store.hasReceipt(id)) return 'duplicate';
+      let outcome: 'handled' | 'ignored' = 'ignored';
+      const consentId = event.data.consent_id;
+      if ((event.type === 'consent.revoked' || event.type === 'consent.expired') && consentId) {
+        // Crypto-shredding: the row holds the only copy of the customer's data key. The
+        // operations in flight under the consent are aborted first and write nothing back;
+        // the signed deletion receipt goes back in the background.
+        await deps.endConsent(consentId, event.type === 'consent.revoked' ? 'revoked' : 'expired');
+        outcome = 'handled';
+      } else if (event.type === 'consent.granted' && event.data.origin === 'portal' && consentId) {
+        // J1: the citizen connected the bank on the portal; find the customer, take the token.
+        await deps.connect?.(consentId);
+        outcome = 'handled';
       }
-      if (
-        (event.type === 'consent.revoked' || event.type === 'consent.expired') &&
-        event.data.consent_id
-      ) {
-        // Crypto-shredding: the row holds the only copy of the customer's data key.
-        const scopes = await deps.links.deleteByConsent(event.data.consent_id);
-        // The proof goes back in the background: the delivery is acknowledged either way.
-        if (scopes) {
-          void sendDeletionReceipt(deps, event.data.consent_id, scopes).catch((err: unknown) =>
-            deps.logger.warn({ err: (err as Error).message }, 'deletion receipt not sent'),
-          );
-        }
-        return 'handled';
-      }
-      return 'ignored';
+      // Recorded only after acting: if acting failed, the portal's retry is not mistaken for
+      // a duplicate. Acting twice is harmless: each action above is idempotent.
+      await deps.store.firstReceipt(id, event.type, deps.clock.now());
+      return outcome;
     },
   };
 }

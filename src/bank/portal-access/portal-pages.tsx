@@ -1,5 +1,6 @@
 import { Alert, CsrfField, Layout, type LayoutProps } from '../../platform/views/layout.js';
-import type { LinkView } from './portal-link.service.js';
+import { liveStateKey, type LinkView } from './portal-link.service.js';
+import type { PortalLinkEventTable } from './portal-link.store.js';
 
 type Chrome = Omit<LayoutProps, 'title' | 'children'>;
 
@@ -24,13 +25,44 @@ const ruDate = (d: Date) =>
     year: 'numeric',
   });
 
-export function LinkStatus(props: { link: LinkView | undefined }) {
-  const { link } = props;
+const ruDateTime = (d: Date) =>
+  d.toLocaleString('ru-RU', {
+    timeZone: 'Europe/Moscow',
+    day: '2-digit',
+    month: '2-digit',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+
+/** Where the live script polls, and the attributes it reads (see assets/portal-link-live.js). */
+export const LIVE_STATUS_PATH = '/security/portal/status.json';
+export const LIVE_SCRIPT_PATH = '/assets/portal-link-live.js';
+
+/**
+ * The link's status. With `live`, the page follows the link by itself: the script
+ * polls the state and, when it changes (the portal ended the consent, a new link),
+ * loads `live.then` afresh. Without JavaScript the page is the same, only not live.
+ */
+export function LinkStatus(props: { link: LinkView | undefined; live?: { then: string } }) {
+  const { link, live } = props;
+  const liveAttrs = live
+    ? {
+        'data-portal-live': LIVE_STATUS_PATH,
+        'data-portal-state': liveStateKey(link),
+        'data-portal-then': live.then,
+        'aria-live': 'polite' as const,
+      }
+    : {};
   if (!link) {
-    return <p data-testid="portal-link-status">Профиль не связан с Госуслугами.</p>;
+    return (
+      <p data-testid="portal-link-status" {...liveAttrs}>
+        Профиль не связан с Госуслугами.
+      </p>
+    );
   }
   return (
-    <div data-testid="portal-link-status">
+    <div data-testid="portal-link-status" {...liveAttrs}>
       <p>
         <strong>Доступ предоставлен</strong> до {ruDate(link.consentExpiresAt)}.
       </p>
@@ -46,6 +78,63 @@ export function LinkStatus(props: { link: LinkView | undefined }) {
   );
 }
 
+/** The script that keeps a `live` LinkStatus current (served by the bank: script-src 'self'). */
+export function LiveLinkScript() {
+  return <script src={LIVE_SCRIPT_PATH} defer />;
+}
+
+/** One line of the customer's link history, e.g. «Доступ отозван на Госуслугах 01.12.2026, 12:00; данные удалены». */
+export function linkEventText(event: Pick<PortalLinkEventTable, 'kind' | 'at'>): string {
+  const at = ruDateTime(new Date(event.at));
+  switch (event.kind) {
+    case 'revoked':
+      return `Доступ отозван на Госуслугах ${at}; данные удалены`;
+    case 'expired':
+      return `Срок согласия на Госуслугах истёк ${at}; данные удалены`;
+    case 'inactive':
+      return `Согласие на Госуслугах перестало действовать ${at}; данные удалены`;
+    case 'unlinked':
+      return `Доступ к Госуслугам отключён в банке ${at}; данные удалены`;
+  }
+}
+
+const NOTICE_TEXT: Record<PortalLinkEventTable['kind'], string> = {
+  revoked: 'Доступ к данным Госуслуг отключён: согласие отозвано на Госуслугах',
+  expired: 'Доступ к данным Госуслуг отключён: срок согласия на Госуслугах истёк',
+  inactive: 'Доступ к данным Госуслуг отключён: согласие на Госуслугах больше не действует',
+  unlinked: 'Доступ к данным Госуслуг отключён в банке',
+};
+
+/** What happened since the customer last looked (shown once). */
+export function LinkNotices(props: { notices?: PortalLinkEventTable[] | undefined }) {
+  if (!props.notices?.length) return null;
+  return (
+    <div data-testid="portal-link-notice">
+      {props.notices.map((n) => (
+        <Alert kind="info">
+          {NOTICE_TEXT[n.kind]} ({ruDateTime(new Date(n.at))}). Банк удалил полученные с портала
+          данные и отменил запросы, которые для них выполнялись. Связать профиль с Госуслугами можно
+          снова в любой момент.
+        </Alert>
+      ))}
+    </div>
+  );
+}
+
+export function LinkHistory(props: { history?: PortalLinkEventTable[] | undefined }) {
+  if (!props.history?.length) return null;
+  return (
+    <>
+      <h3>История доступа</h3>
+      <ul class="hint" data-testid="portal-link-history">
+        {props.history.map((e) => (
+          <li>{linkEventText(e)}</li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
 export function BankSecurityPage(props: {
   chrome: Chrome;
   csrf: string;
@@ -53,14 +142,17 @@ export function BankSecurityPage(props: {
   configured: boolean;
   notice?: string | undefined;
   error?: string | undefined;
+  notices?: PortalLinkEventTable[] | undefined;
+  history?: PortalLinkEventTable[] | undefined;
 }) {
   return (
     <Layout {...props.chrome} title="Безопасность">
       {props.notice ? <Alert kind="success">{props.notice}</Alert> : null}
       {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      <LinkNotices notices={props.notices} />
       <section class="card">
         <h2>Связь с Госуслугами</h2>
-        <LinkStatus link={props.link} />
+        <LinkStatus link={props.link} live={{ then: '/security' }} />
         {props.configured ? (
           <a class="button" href="/security/portal/link" data-testid="link-portal">
             {props.link ? 'Обновить данные с Госуслуг' : 'Связать с Госуслугами'}
@@ -77,7 +169,9 @@ export function BankSecurityPage(props: {
             </button>
           </form>
         ) : null}
+        <LinkHistory history={props.history} />
       </section>
+      <LiveLinkScript />
     </Layout>
   );
 }
@@ -117,11 +211,13 @@ export function GosuslugiPage(props: {
   csrf: string;
   link: LinkView | undefined;
   result?: { ok: true; text: string } | { ok: false; text: string } | undefined;
+  notices?: PortalLinkEventTable[] | undefined;
 }) {
   return (
     <Layout {...props.chrome} title="Госуслуги">
+      <LinkNotices notices={props.notices} />
       <section class="card">
-        <LinkStatus link={props.link} />
+        <LinkStatus link={props.link} live={{ then: '/gosuslugi' }} />
         {props.link ? null : (
           <a class="button" href="/security/portal/link" data-testid="link-portal">
             Связать с Госуслугами
@@ -141,6 +237,7 @@ export function GosuslugiPage(props: {
           </div>
         ) : null}
       </form>
+      <LiveLinkScript />
     </Layout>
   );
 }

@@ -17,6 +17,8 @@ export interface ConnectionView {
   events: ConsentEvent[];
   /** Earlier consents with the same partner, newest first. */
   earlier: Consent[];
+  /** J1 that did not go through: why, in words. */
+  failure?: string | undefined;
 }
 
 const EVENT_LABELS: Record<string, string> = {
@@ -27,7 +29,18 @@ const EVENT_LABELS: Record<string, string> = {
   resumed: 'Доступ возобновлён',
   acknowledged: 'Сервис получил уведомление об отключении',
   deletion_confirmed: 'Сервис подтвердил удаление данных (подписанная квитанция)',
+  connected: 'Сервис подтвердил подключение',
+  connection_failed: 'Подключение не выполнено',
+  deletion_overdue: 'Сервис не подтвердил удаление данных в срок',
 };
+
+/** The row's status in words; a failed J1 connection reads «Не выполнено». */
+const statusLabel = (c: ConnectionView) =>
+  c.failure
+    ? 'Не выполнено'
+    : c.consent.status === 'pending'
+      ? 'Ожидает подтверждения сервиса'
+      : CONSENT_STATUS_LABELS[c.consent.status];
 
 const when = (d: Date) =>
   d.toLocaleString('ru-RU', {
@@ -62,6 +75,11 @@ export function AccessManagementPage(props: {
           Кто запрашивал мои данные
         </a>
       </p>
+      <p>
+        <a class="button" href="/access/connect" data-testid="connect-services">
+          Подключить сервисы
+        </a>
+      </p>
       <div data-testid="connections-list">
         {props.connections.length === 0 ? (
           <section class="card">
@@ -73,7 +91,13 @@ export function AccessManagementPage(props: {
               <h2>{c.partnerName}</h2>
               <dl class="facts">
                 <dt>Статус</dt>
-                <dd data-testid="connection-status">{CONSENT_STATUS_LABELS[c.consent.status]}</dd>
+                <dd data-testid="connection-status">{statusLabel(c)}</dd>
+                {c.failure ? (
+                  <>
+                    <dt>Причина</dt>
+                    <dd data-testid="connection-failure">{c.failure}</dd>
+                  </>
+                ) : null}
                 <dt>Цель</dt>
                 <dd>{CONSENT_TYPES[c.consent.type]}</dd>
                 <dt>Данные</dt>
@@ -83,14 +107,32 @@ export function AccessManagementPage(props: {
                 <dt>Действует до</dt>
                 <dd>{day(c.consent.expiresAt)}</dd>
               </dl>
-              {c.consent.status === 'active' || c.consent.status === 'paused' ? (
-                <form method="post" action={`/access/${c.consent.id}/revoke`}>
-                  <CsrfField token={props.csrf} />
-                  <button type="submit" class="secondary" data-testid="connection-revoke">
-                    Отключить
-                  </button>
-                </form>
-              ) : null}
+              <div class="actions">
+                {c.consent.status === 'active' ? (
+                  <form method="post" action={`/access/${c.consent.id}/pause`}>
+                    <CsrfField token={props.csrf} />
+                    <button type="submit" class="secondary" data-testid="connection-pause">
+                      Приостановить
+                    </button>
+                  </form>
+                ) : null}
+                {c.consent.status === 'paused' ? (
+                  <form method="post" action={`/access/${c.consent.id}/resume`}>
+                    <CsrfField token={props.csrf} />
+                    <button type="submit" data-testid="connection-resume">
+                      Возобновить
+                    </button>
+                  </form>
+                ) : null}
+                {['pending', 'active', 'paused'].includes(c.consent.status) ? (
+                  <form method="post" action={`/access/${c.consent.id}/revoke`}>
+                    <CsrfField token={props.csrf} />
+                    <button type="submit" class="secondary" data-testid="connection-revoke">
+                      Отключить
+                    </button>
+                  </form>
+                ) : null}
+              </div>
               <details>
                 <summary>История</summary>
                 <ul data-testid="connection-history">
@@ -102,7 +144,9 @@ export function AccessManagementPage(props: {
                   {c.earlier.map((e) => (
                     <li class="hint">
                       Прежнее согласие от {e.grantedAt ? day(e.grantedAt) : day(e.createdAt)}:{' '}
-                      {CONSENT_STATUS_LABELS[e.status]}
+                      {e.status === 'pending'
+                        ? 'Ожидает подтверждения сервиса'
+                        : CONSENT_STATUS_LABELS[e.status]}
                     </li>
                   ))}
                 </ul>

@@ -20,7 +20,11 @@ import {
 } from './access-pages.js';
 import type { Consent, ConsentEvent } from './consent.js';
 import type { Webhooks } from '../../platform/webhooks/index.js';
-import type { ConsentService } from './consent.service.js';
+import {
+  CONNECTION_FAILURES,
+  type ConnectionFailure,
+  type ConsentService,
+} from './consent.service.js';
 
 const ConsentParams = Type.Object({ consentId: Type.String({ format: 'uuid' }) });
 
@@ -55,13 +59,19 @@ export function registerAccessRoutes(
     const connections: ConnectionView[] = [];
     for (const [clientId, consents] of byClient) {
       const [latest, ...earlier] = consents;
+      const events = await timeline(latest!);
+      const failed = events.find((e) => e.type === 'connection_failed');
+      const reason = failed?.details.reason as ConnectionFailure | undefined;
       connections.push({
         clientId,
         partnerName: await partnerName(clientId),
         consent: latest!,
         scopeLabels: latest!.scopes.map((s) => (isKnownScope(s) ? scopeLabel(s) : s)),
-        events: await timeline(latest!),
+        events,
         earlier,
+        failure: failed
+          ? (CONNECTION_FAILURES[reason ?? 'REFUSED'] ?? CONNECTION_FAILURES.REFUSED)
+          : undefined,
       });
     }
     return reply.page(
@@ -95,8 +105,49 @@ export function registerAccessRoutes(
   }
 
   app.get('/access', { schema: { hide: true } }, async (request, reply) =>
-    accessPage(request, reply),
+    accessPage(
+      request,
+      reply,
+      (request.query as { requested?: string }).requested === '1'
+        ? 'Подключение подтверждено. Сервис получил запрос; статус сменится на «Активно», когда он найдёт вас среди своих клиентов.'
+        : undefined,
+    ),
   );
+
+  // Pause stops every read at once (the data API wants an active consent); the partner
+  // keeps what it stored and is told. Resume lets it read again until the same end date.
+  for (const [action, notice] of [
+    ['pause', (name: string) => `Доступ сервиса «${name}» приостановлен.`],
+    ['resume', (name: string) => `Доступ сервиса «${name}» возобновлён.`],
+  ] as const) {
+    app.post(
+      `/access/:consentId/${action}`,
+      {
+        schema: {
+          hide: true,
+          params: ConsentParams,
+          body: Type.Object({ _csrf: Type.String({ maxLength: 128 }) }),
+        },
+      },
+      async (request, reply) => {
+        const ctx = await deps.signedIn(request, reply);
+        if (!ctx) return reply;
+        const consent = await ownConsent(
+          ctx.citizenId,
+          (request.params as { consentId: string }).consentId,
+        );
+        const changed = await deps.consents[action](consent.id, ctx.citizenId);
+        if (!changed) return reply.redirect('/access', 303);
+        await deps.audit.append({
+          actor: `citizen:${ctx.citizenId}`,
+          action: `consent.${action === 'pause' ? 'paused' : 'resumed'}`,
+          subject: `consent:${consent.id}`,
+          details: { client: consent.clientId },
+        });
+        return accessPage(request, reply, notice(await partnerName(consent.clientId)));
+      },
+    );
+  }
 
   const CATEGORY: Record<string, string> = {
     person: 'Основные сведения (ФИО, дата рождения, СНИЛС, ИНН)',
@@ -234,7 +285,7 @@ export function registerAccessRoutes(
         ctx.citizenId,
         (request.params as { consentId: string }).consentId,
       );
-      if (consent.status !== 'active' && consent.status !== 'paused')
+      if (!['pending', 'active', 'paused'].includes(consent.status))
         return reply.redirect('/access', 303);
       const name = await partnerName(consent.clientId);
       await deps.confirmations.send(

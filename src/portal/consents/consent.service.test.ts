@@ -273,6 +273,130 @@ describeEachEngine('consent service', (engine) => {
     expect(await consents.activeForGrant('grant-1')).toBeUndefined();
   });
 
+  const connectFromPortal = (grantId = 'grant-p') =>
+    consents.grant({
+      citizenId: 'citizen-1',
+      clientId: 'partner-bank',
+      grantId,
+      request: REQUEST,
+      approvedScopes: ['fullname'],
+      portal: { clientRefSealed: 'sealed-ref' },
+    });
+
+  it('J1: a portal-initiated consent waits (pending) until its own partner connects', async () => {
+    const pending = await connectFromPortal();
+    expect(pending).toMatchObject({ status: 'pending', origin: 'portal' });
+    expect(await consents.activeForGrant('grant-p')).toBeUndefined(); // no reads yet
+    expect(await consents.connect(pending.id, 'partner-other')).toBeUndefined();
+    const active = await consents.connect(pending.id, 'partner-bank');
+    expect(active?.status).toBe('active');
+    // A retried token request after a lost response still finds it.
+    expect((await consents.connect(pending.id, 'partner-bank'))?.status).toBe('active');
+    expect((await consents.events(pending.id)).map((e) => e.type)).toEqual([
+      'granted',
+      'connected',
+    ]);
+    // A consent the partner started is not open to the consent grant.
+    const own = await grant();
+    expect(await consents.connect(own.id, 'partner-bank')).toBeUndefined();
+  });
+
+  it('J1: a failed connection ends the consent with its reason; a stale one times out', async () => {
+    const wrongId = await connectFromPortal('grant-a');
+    const failed = await consents.failConnection(wrongId.id, 'CUSTOMER_NOT_FOUND', 'partner');
+    expect(failed?.status).toBe('revoked');
+    expect((await consents.events(wrongId.id)).at(-1)).toMatchObject({
+      type: 'connection_failed',
+      actor: 'partner',
+      details: { reason: 'CUSTOMER_NOT_FOUND' },
+    });
+    expect(await consents.connect(wrongId.id, 'partner-bank')).toBeUndefined();
+
+    const unanswered = await connectFromPortal('grant-b');
+    clock.advance(29 * 60_000);
+    expect(await consents.failStaleConnections()).toEqual([]);
+    clock.advance(60_000);
+    expect(await consents.failStaleConnections()).toEqual(['grant-b']);
+    expect((await consents.events(unanswered.id)).at(-1)?.details).toEqual({
+      reason: 'NO_RESPONSE',
+    });
+  });
+
+  it('pause refuses reads until resume; only the citizen’s own, only from the right state', async () => {
+    const announced: string[] = [];
+    consents = createConsentService({
+      store: createConsentStore(database.db),
+      clock,
+      ids: randomIds,
+      announce: async (_trx, type) => {
+        announced.push(type);
+      },
+    });
+    const granted = await grant();
+    expect(await consents.pause(granted.id, 'someone-else')).toBeUndefined();
+    expect((await consents.pause(granted.id, 'citizen-1'))?.status).toBe('paused');
+    expect(await consents.pause(granted.id, 'citizen-1')).toBeUndefined();
+    expect(await consents.activeForGrant('grant-1')).toBeUndefined();
+    expect((await consents.resume(granted.id, 'citizen-1'))?.status).toBe('active');
+    expect((await consents.activeForGrant('grant-1'))?.id).toBe(granted.id);
+    expect(announced).toEqual(['consent.granted', 'consent.paused', 'consent.resumed']);
+    // Past its end a paused consent cannot come back.
+    await consents.pause(granted.id, 'citizen-1');
+    clock.advance(31 * DAY_MS);
+    expect(await consents.resume(granted.id, 'citizen-1')).toBeUndefined();
+  });
+
+  it('a consent tied to an application ends with it, and only that partner’s', async () => {
+    const granted = await grant(); // APP-1
+    expect(await consents.endForApplication('partner-other', 'APP-1')).toEqual([]);
+    expect(await consents.endForApplication('partner-bank', 'APP-2')).toEqual([]);
+    const ended = await consents.endForApplication('partner-bank', 'APP-1');
+    expect(ended.map((c) => [c.id, c.status])).toEqual([[granted.id, 'expired']]);
+    expect((await consents.events(granted.id)).at(-1)).toMatchObject({
+      type: 'expired',
+      actor: 'partner',
+      details: { reason: 'application_closed', application_ref: 'APP-1' },
+    });
+  });
+
+  it('flags an ended consent without a deletion receipt once, after the deadline', async () => {
+    const told: string[] = [];
+    consents = createConsentService({
+      store: createConsentStore(database.db),
+      clock,
+      ids: randomIds,
+      afterChange: async (type) => {
+        told.push(type);
+      },
+    });
+    const revoked = await grant();
+    await consents.revokeByCitizen(revoked.id, 'citizen-1');
+    const proven = await consents.grant({
+      citizenId: 'citizen-1',
+      clientId: 'partner-bank',
+      grantId: 'grant-2',
+      request: REQUEST,
+      approvedScopes: ['fullname'],
+    });
+    await consents.revokeByCitizen(proven.id, 'citizen-1');
+    await consents.recordDeletion((await consents.get(proven.id))!, {
+      jws: 'x',
+      deleted: ['fullname'],
+      deletedAt: clock.now().toISOString(),
+    });
+    // A J1 connection the partner never took never reached it: nothing to delete.
+    const neverConnected = await connectFromPortal();
+    await consents.revokeByCitizen(neverConnected.id, 'citizen-1');
+
+    clock.advance(24 * 60 * 60_000 - 1);
+    expect(await consents.flagOverdueDeletions()).toEqual([]);
+    clock.advance(1);
+    expect((await consents.flagOverdueDeletions()).map((c) => c.id)).toEqual([revoked.id]);
+    expect(await consents.flagOverdueDeletions()).toEqual([]); // once
+    expect((await consents.events(revoked.id)).at(-1)?.type).toBe('deletion_overdue');
+    expect(told.filter((t) => t === 'deletion.overdue')).toHaveLength(1);
+  });
+
   it('activeForGrant returns nothing for an unknown grant', async () => {
     await grant();
     expect(await consents.activeForGrant('grant-unknown')).toBeUndefined();

@@ -7,6 +7,7 @@ import {
   CONSENT_TYPES,
   type Consent,
   type ConsentAction,
+  type ConsentEvent,
   type ConsentRequest,
   type ConsentType,
 } from './consent.js';
@@ -104,11 +105,29 @@ function invalid(message: string) {
  * Tells the partner about a consent change, inside the transaction that makes it (the
  * transactional outbox: the event exists if and only if the change does).
  */
+export type ConsentEventName =
+  'consent.granted' | 'consent.revoked' | 'consent.expired' | 'consent.paused' | 'consent.resumed';
+
 export type ConsentAnnouncer = (
   trx: Kysely<ConsentTables>,
-  type: 'consent.granted' | 'consent.revoked' | 'consent.expired',
+  type: ConsentEventName,
   consent: Consent,
 ) => Promise<void>;
+
+/** Why a portal-initiated connection (J1) did not go through; the partner says which. */
+export const CONNECTION_FAILURES = {
+  CUSTOMER_NOT_FOUND: 'Сервис не нашёл клиента с таким идентификатором',
+  IDENTITY_MISMATCH: 'Данные клиента в сервисе не совпадают с данными Госуслуг',
+  NO_RESPONSE: 'Сервис не ответил на запрос подключения (технический сбой)',
+  REFUSED: 'Сервис отклонил подключение',
+} as const;
+
+export type ConnectionFailure = keyof typeof CONNECTION_FAILURES;
+
+/** How long a partner has to prove deletion after a consent ends (then it is flagged). */
+export const DELETION_DEADLINE_MS = 24 * 60 * 60_000;
+/** How long a portal-initiated connection waits for the partner to take its token. */
+export const CONNECTION_TIMEOUT_MS = 30 * 60_000;
 
 export function createConsentService(deps: {
   store: ConsentStore;
@@ -119,16 +138,29 @@ export function createConsentService(deps: {
    * After a change has committed: tell the citizen. Its failure is reported, never
    * undoes the change (a lost SMS must not resurrect a revoked consent).
    */
-  afterChange?: (type: Parameters<ConsentAnnouncer>[1], consent: Consent) => Promise<void>;
+  afterChange?: (type: ConsentNotice, consent: Consent) => Promise<void>;
+  /** Overrides for tests and the demo (deadline for receipts, J1 answer timeout). */
+  deletionDeadlineMs?: number;
+  connectionTimeoutMs?: number;
 }) {
   const { store, clock, ids } = deps;
-  const after = async (type: Parameters<ConsentAnnouncer>[1], consent: Consent | undefined) => {
+  const after = async (type: ConsentNotice, consent: Consent | undefined) => {
     if (consent) await deps.afterChange?.(type, consent).catch(() => undefined);
     return consent;
   };
+  const event = (
+    type: ConsentEvent['type'],
+    actor: string,
+    details: Record<string, unknown> = {},
+  ) => ({
+    id: ids.uuid(),
+    type,
+    at: clock.now(),
+    actor,
+    details,
+  });
   const announce =
-    (type: Parameters<ConsentAnnouncer>[1]) =>
-    async (trx: Kysely<ConsentTables>, consent: Consent) =>
+    (type: ConsentEventName) => async (trx: Kysely<ConsentTables>, consent: Consent) =>
       deps.announce?.(trx, type, consent);
   return {
     /** Records what the citizen approved: only the scopes they left ticked. */
@@ -139,6 +171,8 @@ export function createConsentService(deps: {
       grantId: string;
       request: ConsentRequest;
       approvedScopes: string[];
+      /** J1: the citizen started it on the portal; it waits for the partner to connect. */
+      portal?: { clientRefSealed: string };
     }): Promise<Consent> {
       const now = clock.now();
       const consent: Consent = {
@@ -151,7 +185,9 @@ export function createConsentService(deps: {
         actions: input.request.actions,
         scopes: input.approvedScopes,
         applicationRef: input.request.applicationRef ?? null,
-        status: 'active',
+        origin: input.portal ? 'portal' : 'partner',
+        clientRefSealed: input.portal?.clientRefSealed ?? null,
+        status: input.portal ? 'pending' : 'active',
         grantedAt: now,
         expiresAt: new Date(now.getTime() + input.request.durationDays * DAY_MS),
         createdAt: now,
@@ -260,10 +296,137 @@ export function createConsentService(deps: {
       return 'recorded';
     },
 
+    /**
+     * J1: the partner matched its customer and takes its token: a pending portal-initiated
+     * consent of that partner becomes active (already active: returned as it is, so a
+     * retried token request after a lost response still succeeds).
+     */
+    async connect(consentId: string, clientId: string): Promise<Consent | undefined> {
+      const consent = await store.get(consentId);
+      if (!consent || consent.origin !== 'portal' || consent.clientId !== clientId)
+        return undefined;
+      if (consent.status === 'active') return consent;
+      if (consent.expiresAt.getTime() <= clock.now().getTime()) return undefined;
+      return store.moveWithEvent(consentId, ['pending'], 'active', event('connected', 'partner'));
+    },
+
+    /**
+     * J1: the partner could not complete the connection (wrong customer id, identity
+     * mismatch) or never answered: the consent ends, marked «не выполнено» with the reason.
+     */
+    async failConnection(
+      consentId: string,
+      reason: ConnectionFailure,
+      actor: 'partner' | 'system',
+    ): Promise<Consent | undefined> {
+      const consent = await store.get(consentId);
+      if (!consent || consent.origin !== 'portal') return undefined;
+      const ended = await store.endWithEvent(
+        { consentId },
+        'revoked',
+        event('connection_failed', actor, { reason }),
+        announce('consent.revoked'),
+      );
+      return after('connection.failed', ended);
+    },
+
+    /** Fails J1 connections that waited too long for the partner; returns their grants. */
+    async failStaleConnections(limit = 100): Promise<string[]> {
+      const before = new Date(
+        clock.now().getTime() - (deps.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS),
+      );
+      const grants: string[] = [];
+      for (const id of await store.stalePending(before, limit)) {
+        const failed = await this.failConnection(id, 'NO_RESPONSE', 'system');
+        if (failed?.grantId) grants.push(failed.grantId);
+      }
+      return grants;
+    },
+
+    /**
+     * A consent given for one product application ends when the partner closes that
+     * application (PRODUCT.md: consent tied to one application): status «Истёк срок», the
+     * partner told `consent.expired` like at any end. Returns the consents it ended.
+     */
+    async endForApplication(clientId: string, applicationRef: string): Promise<Consent[]> {
+      const ended: Consent[] = [];
+      for (const consentId of await store.liveForApplication(clientId, applicationRef)) {
+        const done = await store.endWithEvent(
+          { consentId },
+          'expired',
+          event('expired', 'partner', {
+            reason: 'application_closed',
+            application_ref: applicationRef,
+          }),
+          announce('consent.expired'),
+        );
+        if (done) ended.push(done);
+        await after('consent.expired', done);
+      }
+      return ended;
+    },
+
+    /**
+     * The citizen pauses a consent: every read is refused until it is resumed (the data API
+     * wants status active); the partner is told. Tokens stay, so resuming needs no relink.
+     */
+    async pause(consentId: string, citizenId: string): Promise<Consent | undefined> {
+      const consent = await store.get(consentId);
+      if (!consent || consent.citizenId !== citizenId) return undefined;
+      return after(
+        'consent.paused',
+        await store.moveWithEvent(
+          consentId,
+          ['active'],
+          'paused',
+          event('paused', 'citizen'),
+          announce('consent.paused'),
+        ),
+      );
+    },
+
+    async resume(consentId: string, citizenId: string): Promise<Consent | undefined> {
+      const consent = await store.get(consentId);
+      if (!consent || consent.citizenId !== citizenId) return undefined;
+      if (consent.expiresAt.getTime() <= clock.now().getTime()) return undefined;
+      return after(
+        'consent.resumed',
+        await store.moveWithEvent(
+          consentId,
+          ['paused'],
+          'active',
+          event('resumed', 'citizen'),
+          announce('consent.resumed'),
+        ),
+      );
+    },
+
+    /**
+     * Flags ended consents whose partner has not sent a deletion receipt by the deadline:
+     * the timeline shows it and the citizen is told. Each consent is flagged once.
+     */
+    async flagOverdueDeletions(limit = 100): Promise<Consent[]> {
+      const before = new Date(
+        clock.now().getTime() - (deps.deletionDeadlineMs ?? DELETION_DEADLINE_MS),
+      );
+      const flagged: Consent[] = [];
+      for (const consent of await store.deletionOverdue(before, limit)) {
+        await store.addEvent({ ...event('deletion_overdue', 'system'), consentId: consent.id });
+        flagged.push(consent);
+        await after('deletion.overdue', consent);
+      }
+      return flagged;
+    },
+
     get: (id: string) => store.get(id),
+    /** For the data API: waits for an uncommitted change of the consent (no stale reads). */
+    getForRead: (id: string) => store.getForRead(id),
     listForCitizen: (citizenId: string) => store.listForCitizen(citizenId),
     events: (consentId: string) => store.events(consentId),
   };
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
+
+/** What the citizen is told about (SMS or e-mail, after the change has committed). */
+export type ConsentNotice = ConsentEventName | 'connection.failed' | 'deletion.overdue';

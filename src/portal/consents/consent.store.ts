@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type {
   Consent,
+  ConsentOrigin,
   ConsentAction,
   ConsentEvent,
   ConsentStatus,
@@ -17,6 +18,8 @@ export interface ConsentTable {
   actions: ConsentAction[];
   scopes: string[];
   application_ref: string | null;
+  origin: ConsentOrigin;
+  client_ref: string | null;
   status: ConsentStatus;
   granted_at: Date | null;
   expires_at: Date;
@@ -74,6 +77,17 @@ export async function createConsentTables(db: Kysely<never>): Promise<void> {
   await sql`create index consent_events_consent_idx on consent_events (consent_id, at)`.execute(db);
 }
 
+/** J1: consents the citizen starts on the portal carry who started them and their bank id. */
+export async function addConsentOrigin(db: Kysely<never>): Promise<void> {
+  await sql`
+    alter table consents
+      add column origin text not null default 'partner' check (origin in ('partner', 'portal')),
+      add column client_ref text`.execute(db);
+  await sql`create index consents_pending_idx on consents (created_at) where status = 'pending'`.execute(
+    db,
+  );
+}
+
 const toConsent = (r: ConsentTable): Consent => ({
   id: r.id,
   citizenId: r.citizen_id,
@@ -84,6 +98,8 @@ const toConsent = (r: ConsentTable): Consent => ({
   actions: r.actions,
   scopes: r.scopes,
   applicationRef: r.application_ref,
+  origin: r.origin,
+  clientRefSealed: r.client_ref,
   status: r.status,
   grantedAt: r.granted_at ? new Date(r.granted_at) : null,
   expiresAt: new Date(r.expires_at),
@@ -129,6 +145,8 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
             actions: JSON.stringify(consent.actions) as never,
             scopes: consent.scopes,
             application_ref: consent.applicationRef,
+            origin: consent.origin,
+            client_ref: consent.clientRefSealed,
             status: consent.status,
             granted_at: consent.grantedAt,
             expires_at: consent.expiresAt,
@@ -142,8 +160,35 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
     },
 
     /**
+     * Moves a consent from one of `from` to `to` and records why, in one transaction (with
+     * `within`, e.g. the webhook outbox); undefined when it was in no state of `from`.
+     */
+    async moveWithEvent(
+      consentId: string,
+      from: ConsentStatus[],
+      to: ConsentStatus,
+      event: Omit<ConsentEvent, 'consentId'> & { id: string },
+      within?: InTransaction,
+    ): Promise<Consent | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('consents')
+          .set({ status: to, updated_at: event.at })
+          .where('id', '=', consentId)
+          .where('status', 'in', from)
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) return undefined;
+        await insertEvent(trx, { ...event, consentId: row.id });
+        const moved = toConsent(row);
+        await within?.(trx, moved);
+        return moved;
+      });
+    },
+
+    /**
      * Moves a consent to a final status and records why, in one transaction; does nothing
-     * (and returns undefined) when it is not active or paused any more.
+     * (and returns undefined) when it is over already.
      */
     async endWithEvent(
       by: { grantId: string } | { consentId: string },
@@ -160,7 +205,7 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
             '=',
             'grantId' in by ? by.grantId : by.consentId,
           )
-          .where('status', 'in', ['active', 'paused'])
+          .where('status', 'in', ['pending', 'active', 'paused'])
           .returningAll()
           .executeTakeFirst();
         if (!row) return undefined;
@@ -180,6 +225,21 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
         .selectFrom('consents')
         .selectAll()
         .where('id', '=', id)
+        .executeTakeFirst();
+      return row ? toConsent(row) : undefined;
+    },
+
+    /**
+     * The consent as a data read must see it: `FOR SHARE` waits for a revocation that has
+     * changed the row but not committed yet, so a read never slips in between the change and
+     * its commit (on PostgreSQL a plain read would still see the old, active row).
+     */
+    async getForRead(id: string): Promise<Consent | undefined> {
+      const row = await db
+        .selectFrom('consents')
+        .selectAll()
+        .where('id', '=', id)
+        .forShare()
         .executeTakeFirst();
       return row ? toConsent(row) : undefined;
     },
@@ -204,6 +264,71 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
         .limit(limit)
         .execute();
       return rows.map((r) => r.grant_id!);
+    },
+
+    /** The partner's live consents tied to one of its product applications. */
+    async liveForApplication(clientId: string, applicationRef: string): Promise<string[]> {
+      const rows = await db
+        .selectFrom('consents')
+        .select('id')
+        .where('client_id', '=', clientId)
+        .where('application_ref', '=', applicationRef)
+        .where('status', 'in', ['pending', 'active', 'paused'])
+        .execute();
+      return rows.map((r) => r.id);
+    },
+
+    /** J1 connections the partner never answered: still pending since before `before`. */
+    async stalePending(before: Date, limit: number): Promise<string[]> {
+      const rows = await db
+        .selectFrom('consents')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('created_at', '<=', before)
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.id);
+    },
+
+    /**
+     * Ended consents whose partner has not proved deletion since `before`, and that were
+     * not flagged yet: the deadline has passed.
+     */
+    async deletionOverdue(before: Date, limit: number): Promise<Consent[]> {
+      const rows = await db
+        .selectFrom('consents')
+        .selectAll()
+        .where('status', 'in', ['revoked', 'expired'])
+        .where('updated_at', '<=', before)
+        .where(({ or, and, eb, not, exists, selectFrom }) =>
+          and([
+            // Only consents under which the partner could have received data.
+            or([
+              eb('origin', '=', 'partner'),
+              exists(
+                selectFrom('consent_events')
+                  .select('consent_events.id')
+                  .whereRef('consent_events.consent_id', '=', 'consents.id')
+                  .where('consent_events.type', '=', 'connected'),
+              ),
+            ]),
+            not(
+              exists(
+                selectFrom('consent_events')
+                  .select('consent_events.id')
+                  .whereRef('consent_events.consent_id', '=', 'consents.id')
+                  .where('consent_events.type', 'in', [
+                    'deletion_confirmed',
+                    'deletion_overdue',
+                    'connection_failed',
+                  ]),
+              ),
+            ),
+          ]),
+        )
+        .limit(limit)
+        .execute();
+      return rows.map(toConsent);
     },
 
     async listForCitizen(citizenId: string): Promise<Consent[]> {

@@ -47,6 +47,9 @@ export interface ConsentRequest {
   applicationRef?: string | undefined;
 }
 
+/** Who started it: the partner (J2, OAuth redirect) or the citizen on the portal (J1). */
+export type ConsentOrigin = 'partner' | 'portal';
+
 export interface Consent {
   id: string;
   citizenId: string;
@@ -57,6 +60,9 @@ export interface Consent {
   actions: ConsentAction[];
   scopes: string[];
   applicationRef: string | null;
+  origin: ConsentOrigin;
+  /** J1: the citizen's identifier at the partner as they typed it, sealed (never clear). */
+  clientRefSealed: string | null;
   status: ConsentStatus;
   grantedAt: Date | null;
   expiresAt: Date;
@@ -72,6 +78,12 @@ export type ConsentEventType =
   | 'paused'
   | 'resumed'
   | 'deletion_confirmed'
+  /** J1: the partner matched its customer and took its token. */
+  | 'connected'
+  /** J1: the partner could not complete a portal-initiated connection (with a reason). */
+  | 'connection_failed'
+  /** The partner's deletion receipt did not arrive in time. */
+  | 'deletion_overdue'
   /** Shown, not stored: when the partner received the news (its webhook delivery). */
   | 'acknowledged';
 

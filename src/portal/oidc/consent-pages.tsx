@@ -56,6 +56,11 @@ export function ConsentPage(props: {
   request: ConsentRequest;
   scopes: ScopeView[];
   error?: string | undefined;
+  /** Where the forms go; the OAuth interaction's by default (J2), J1's on the portal. */
+  confirmAction?: string | undefined;
+  denyAction?: string | undefined;
+  /** J1: the identifier at the partner the citizen entered. */
+  clientRef?: { label: string; value: string } | undefined;
 }) {
   const { request } = props;
   return (
@@ -85,9 +90,19 @@ export function ConsentPage(props: {
               <dd>№ {request.applicationRef}</dd>
             </>
           ) : null}
+          {props.clientRef ? (
+            <>
+              <dt>{props.clientRef.label}</dt>
+              <dd data-testid="consent-client-ref">{props.clientRef.value}</dd>
+            </>
+          ) : null}
         </dl>
       </section>
-      <form class="card" method="post" action={`/interaction/${props.uid}/confirm`}>
+      <form
+        class="card"
+        method="post"
+        action={props.confirmAction ?? `/interaction/${props.uid}/confirm`}
+      >
         <CsrfField token={props.csrf} />
         <h2>Какие данные получит сервис</h2>
         <p class="hint">
@@ -124,7 +139,7 @@ export function ConsentPage(props: {
           </button>
         </div>
       </form>
-      <form method="post" action={`/interaction/${props.uid}/deny`}>
+      <form method="post" action={props.denyAction ?? `/interaction/${props.uid}/deny`}>
         <CsrfField token={props.csrf} />
         <button type="submit" class="secondary" data-testid="consent-deny">
           Отказать
@@ -144,6 +159,7 @@ export function ConsentCodePage(props: {
   maskedPhone: string;
   scopeLabels: string[];
   error?: string | undefined;
+  approveAction?: string | undefined;
 }) {
   return (
     <Layout {...props.chrome} title="Подтверждение доступа">
@@ -151,7 +167,7 @@ export function ConsentCodePage(props: {
       <form
         class="card"
         method="post"
-        action={`/interaction/${props.uid}/approve`}
+        action={props.approveAction ?? `/interaction/${props.uid}/approve`}
         autocomplete="off"
       >
         <CsrfField token={props.csrf} />

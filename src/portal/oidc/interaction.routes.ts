@@ -8,11 +8,11 @@ import type { IdGenerator } from '../../platform/ids.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
 import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
 import type { LayoutProps } from '../../platform/views/layout.js';
-import { fullName } from '../citizens/citizen.js';
+import { fullName, type Citizen, type CitizenPersonalData } from '../citizens/citizen.js';
 import type { CitizenService } from '../citizens/citizen.service.js';
 import type { Confirmations } from '../citizens/confirmation.js';
 import { checkReadiness } from '../citizens/readiness.js';
-import { CONSENT_DETAIL_TYPE, type ConsentRequest } from '../consents/consent.js';
+import type { ConsentRequest } from '../consents/consent.js';
 import { parseConsentRequest, type ConsentService } from '../consents/consent.service.js';
 import type { CitizenRecordService } from '../data-api/citizen-records.service.js';
 import {
@@ -23,6 +23,7 @@ import {
 
 /** Scopes reaching here were checked against the catalog by parseConsentRequest. */
 const scopeLabel = (scope: string) => (isKnownScope(scope) ? catalogLabel(scope) : scope);
+import { saveConsentGrant } from './consent-grant.js';
 import { ConsentCodePage, ConsentPage, ReadinessPage, type ScopeView } from './consent-pages.js';
 
 export interface InteractionDeps {
@@ -141,24 +142,8 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
     );
   }
 
-  async function scopeViews(
-    ctx: Awaited<ReturnType<typeof consentContext>>,
-    chosen?: Set<string>,
-  ): Promise<ScopeView[]> {
-    const records = {
-      orders: await deps.records.listOrders(ctx.userId),
-      payments: await deps.records.listPayments(ctx.userId),
-      confirmed: { phone: ctx.citizen.phoneConfirmed, email: ctx.citizen.emailConfirmed },
-    };
-    const optional = new Set(ctx.consentRequest.optionalScopes);
-    return ctx.consentRequest.scopes.map((scope) => ({
-      scope,
-      label: scopeLabel(scope),
-      required: !optional.has(scope),
-      checked: !optional.has(scope) || !chosen || chosen.has(scope),
-      preview: isKnownScope(scope) ? previewForScope(scope, ctx.personal, records) : [],
-    }));
-  }
+  const scopeViews = (ctx: Awaited<ReturnType<typeof consentContext>>, chosen?: Set<string>) =>
+    scopeViewsFor(deps.records, ctx, ctx.consentRequest, chosen);
 
   /** The consent screen; after a refused choice, with the citizen's ticks and the reason. */
   async function consentPage(
@@ -344,28 +329,14 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       const expiresAt = new Date(
         deps.clock.now().getTime() + ctx.consentRequest.durationDays * 86_400_000,
       );
-      const grant = new provider.Grant({ accountId: ctx.userId, clientId: ctx.clientId });
-      grant.addOIDCScope(['openid', ...pending.scopes].join(' '));
-      grant.addResourceScope(deps.resource, pending.scopes.join(' '));
-      // Unticked on the screen: rejected, so they are neither issued nor asked for again.
-      const declined = ctx.consentRequest.scopes.filter((s) => !pending.scopes.includes(s));
-      if (declined.length > 0) {
-        grant.rejectOIDCScope(declined.join(' '));
-        grant.rejectResourceScope(deps.resource, declined.join(' '));
-      }
-      grant.addRar({
-        type: CONSENT_DETAIL_TYPE,
-        consent_id: consentId,
-        sysname: ctx.consentRequest.type,
-        purposes: ctx.consentRequest.purposes,
-        actions: ctx.consentRequest.actions,
-        scopes: pending.scopes,
-        expires_at: expiresAt.toISOString(),
-        ...(ctx.consentRequest.applicationRef
-          ? { application_ref: ctx.consentRequest.applicationRef }
-          : {}),
+      const grantId = await saveConsentGrant(provider, deps.resource, {
+        accountId: ctx.userId,
+        clientId: ctx.clientId,
+        consentId,
+        request: ctx.consentRequest,
+        approvedScopes: pending.scopes,
+        expiresAt,
       });
-      const grantId = await grant.save();
       await deps.consents.grant({
         id: consentId,
         citizenId: ctx.userId,
@@ -414,6 +385,28 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
       );
     },
   );
+}
+
+/** The consent screen's rows: each scope with the citizen's real values, masked. */
+export async function scopeViewsFor(
+  records: CitizenRecordService,
+  who: { userId: string; citizen: Citizen; personal: CitizenPersonalData },
+  request: ConsentRequest,
+  chosen?: Set<string>,
+): Promise<ScopeView[]> {
+  const onFile = {
+    orders: await records.listOrders(who.userId),
+    payments: await records.listPayments(who.userId),
+    confirmed: { phone: who.citizen.phoneConfirmed, email: who.citizen.emailConfirmed },
+  };
+  const optional = new Set(request.optionalScopes);
+  return request.scopes.map((scope) => ({
+    scope,
+    label: scopeLabel(scope),
+    required: !optional.has(scope),
+    checked: !optional.has(scope) || !chosen || chosen.has(scope),
+    preview: isKnownScope(scope) ? previewForScope(scope, who.personal, onFile) : [],
+  }));
 }
 
 /** Required scopes are always sent; optional ones only if ticked. Nothing else. */

@@ -1,6 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  errors,
+  type Configuration,
+  type KoaContextWithOIDC,
+  type ResourceServer,
+} from 'oidc-provider';
 import { h } from 'preact';
 import type { Clock } from '../../platform/clock.js';
 import { Alert, Layout } from '../../platform/views/layout.js';
@@ -12,6 +17,7 @@ import type { ConsentService } from '../consents/consent.service.js';
 import { parseConsentRequest } from '../consents/consent.service.js';
 import { claimsByScope, isKnownScope, SCOPES } from '../data-api/scope-catalog.js';
 import { accountClaims } from './account-claims.js';
+import { registerConsentGrant } from './consent-grant.js';
 import { createOidcAdapterClass } from './oidc-adapter.js';
 import type { OidcStore } from './oidc.store.js';
 import { SIGNING_ALG } from './signing-keys.js';
@@ -49,6 +55,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     (s) => s.scope,
   );
 
+  const resourceServer: ResourceServer = {
+    scope: dataScopes.join(' '),
+    audience: resource,
+    accessTokenTTL: 600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: SIGNING_ALG } },
+  };
+
   const configuration: Configuration = {
     adapter: createOidcAdapterClass(deps.store, deps.clock, {
       onGrantRevoked: async (grantId) => {
@@ -80,7 +94,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     subjectTypes: ['pairwise'],
     // Each partner sees a different, stable subject for the same citizen (CONTRACT.md).
     async pairwiseIdentifier(_ctx, accountId, client) {
-      return keyedHash(deps.pairwiseKey, `${client.sectorIdentifier}|${accountId}`).slice(0, 40);
+      return pairwiseSubject(deps.pairwiseKey, String(client.sectorIdentifier), accountId);
     },
     async findAccount(_ctx, id) {
       const found = await deps.citizens.personalData(id);
@@ -171,13 +185,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, indicator) => {
           if (indicator !== resource) throw new errors.InvalidTarget();
-          return {
-            scope: dataScopes.join(' '),
-            audience: resource,
-            accessTokenTTL: 600,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: SIGNING_ALG } },
-          };
+          return resourceServer;
         },
       },
       richAuthorizationRequests: {
@@ -226,7 +234,19 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
   };
 
-  return new Provider(deps.issuer, configuration);
+  const provider = new Provider(deps.issuer, configuration);
+  registerConsentGrant(provider, {
+    consents: deps.consents,
+    resource,
+    resourceServer,
+    peerCertificate,
+  });
+  return provider;
+}
+
+/** The `sub` one partner (by its sector) sees for a citizen: stable, and its own. */
+export function pairwiseSubject(key: Buffer, sectorIdentifier: string, accountId: string) {
+  return keyedHash(key, `${sectorIdentifier}|${accountId}`).slice(0, 40);
 }
 
 function peerSocket(ctx: KoaContextWithOIDC): TLSSocket | undefined {

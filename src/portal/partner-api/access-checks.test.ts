@@ -301,6 +301,8 @@ const consent = (overrides: Partial<Consent> = {}): Consent => ({
   actions: ['READ'],
   scopes: ['fullname', 'contacts'],
   applicationRef: null,
+  origin: 'partner',
+  clientRefSealed: null,
   status: 'active',
   grantedAt: new Date('2026-11-01T09:00:00Z'),
   expiresAt: new Date('2026-12-31T09:00:00Z'),
@@ -318,7 +320,6 @@ describe('checkConsentActive', () => {
     ['missing', undefined],
     ['of another partner', consent({ clientId: 'partner-other' })],
     ['revoked', consent({ status: 'revoked' })],
-    ['paused', consent({ status: 'paused' })],
     ['marked expired', consent({ status: 'expired' })],
     ['past its end', consent({ expiresAt: new Date('2026-12-01T08:59:59Z') })],
     ['ending at this very moment', consent({ expiresAt: NOW })],
@@ -326,6 +327,17 @@ describe('checkConsentActive', () => {
     const err = refusedBy(() => checkConsentActive(c, CLAIMS, NOW));
     expect(err.code).toBe('CONSENT_INACTIVE');
     expect(err.status).toBe(403);
+  });
+
+  it('refuses a paused consent as 403 CONSENT_PAUSED: the partner keeps what it stored', () => {
+    const err = refusedBy(() => checkConsentActive(consent({ status: 'paused' }), CLAIMS, NOW));
+    expect(err.code).toBe('CONSENT_PAUSED');
+    expect(err.status).toBe(403);
+  });
+
+  it('refuses a consent still waiting for its partner (J1 pending) as CONSENT_INACTIVE', () => {
+    const err = refusedBy(() => checkConsentActive(consent({ status: 'pending' }), CLAIMS, NOW));
+    expect(err.code).toBe('CONSENT_INACTIVE');
   });
 
   it('says why in the detail', () => {

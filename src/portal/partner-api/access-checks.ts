@@ -175,6 +175,11 @@ export function checkConsentActive(
   if (!consent || consent.clientId !== claims.client_id) {
     throw new AccessRefused('CONSENT_INACTIVE', 403, 'There is no consent for this access.');
   }
+  if (consent.status === 'paused') {
+    // Paused by the citizen: refused like any inactive consent, but the partner keeps
+    // what it stored (the consent has not ended) and learns why.
+    throw new AccessRefused('CONSENT_PAUSED', 403, 'The citizen has paused this consent.');
+  }
   if (consent.status !== 'active' || consent.expiresAt.getTime() <= now.getTime()) {
     throw new AccessRefused(
       'CONSENT_INACTIVE',

@@ -207,7 +207,7 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
       url: `${deps.publicUrl}${request.url.split('?')[0]}`,
     });
     checkPartner(cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined, claims);
-    const consent = await deps.consents.get(claims.consent_id);
+    const consent = await deps.consents.getForRead(claims.consent_id);
     checkConsentActive(consent, claims, deps.clock.now());
     checkSubject(claims, oid);
     const scopes = grantedScopes(claims, consent!);

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { timingSafeEqualString } from '../../platform/crypto/index.js';
 import { ForbiddenError, UnauthorizedError } from '../../platform/http/errors.js';
 import type { PartnerService } from './partner.service.js';
+import type { PortalConnectSettings } from './partner.store.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
@@ -44,6 +45,13 @@ export function registerAdminApi(
           sender_constraint: Type.Optional(
             Type.Union([Type.Literal('mtls'), Type.Literal('dpop')]),
           ),
+          // J1: accept connections citizens start on the portal, asking for this consent.
+          portal_connect: Type.Optional(
+            Type.Object({
+              client_ref_label: Type.String({ minLength: 1, maxLength: 60 }),
+              request: Type.Record(Type.String(), Type.Unknown()),
+            }),
+          ),
         }),
       },
     },
@@ -54,6 +62,7 @@ export function registerAdminApi(
         signing_jwk: Record<string, unknown>;
         csr: string;
         sender_constraint?: 'mtls' | 'dpop';
+        portal_connect?: PortalConnectSettings;
       };
       const partner = await deps.partners.register({
         name: body.name,
@@ -61,6 +70,7 @@ export function registerAdminApi(
         signingJwk: body.signing_jwk,
         csrPem: body.csr,
         senderConstraint: body.sender_constraint,
+        portalConnect: body.portal_connect,
       });
       return reply.status(201).send({
         client_id: partner.clientId,
@@ -77,6 +87,7 @@ export function registerAdminApi(
         client_certificate: partner.certPem,
         ca_certificate: deps.caPem,
         certificate_thumbprint: partner.thumbprint,
+        portal_connect: body.portal_connect !== undefined,
       });
     },
   );

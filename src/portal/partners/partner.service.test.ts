@@ -222,6 +222,50 @@ describeEachEngine('partner registration', (engine) => {
     expect(await counts()).toEqual({ clients: 0, partners: 0 });
   });
 
+  const CONNECT = {
+    client_ref_label: 'Номер клиента',
+    request: {
+      sysname: 'DEBIT_CARD',
+      purposes: ['Оформление дебетовой карты'],
+      scopes: ['fullname', 'birthdate', 'contacts'],
+      optional_scopes: ['contacts'],
+    },
+  };
+
+  it('J1: a partner that accepts portal connections gets the consent grant and is listed', async () => {
+    const plain = await service().register(registration());
+    const connecting = await service().register(registration({ portalConnect: CONNECT }));
+    const payload = await database.db
+      .selectFrom('oidc_payloads')
+      .select('payload')
+      .where('id', '=', connecting.clientId)
+      .executeTakeFirstOrThrow();
+    expect((payload.payload as { grant_types: string[] }).grant_types).toContain(
+      'urn:soglasie:grant-type:consent',
+    );
+    const listed = await service().listConnectable();
+    expect(listed.map((p) => p.client_id)).toEqual([connecting.clientId]);
+    expect(listed[0]!.portal_connect).toMatchObject({
+      client_ref_label: 'Номер клиента',
+      request: { type: 'soglasie_consent', sysname: 'DEBIT_CARD' },
+    });
+    expect(listed.map((p) => p.client_id)).not.toContain(plain.clientId);
+  });
+
+  it('J1: refuses a connection request the consent screen could not show, or with DPoP', async () => {
+    for (const portalConnect of [
+      { ...CONNECT, request: { ...CONNECT.request, scopes: ['fullname', 'salary'] } },
+      { ...CONNECT, request: { ...CONNECT.request, sysname: 'LOTTERY' } },
+      { ...CONNECT, client_ref_label: ' ' },
+    ]) {
+      const err = await refusal(registration({ portalConnect }));
+      expect(err.code).toBe('INVALID_PARTNER');
+    }
+    const dpop = await refusal(registration({ portalConnect: CONNECT, senderConstraint: 'dpop' }));
+    expect(dpop.message).toContain('certificate-bound');
+    expect(await counts()).toEqual({ clients: 0, partners: 0 });
+  });
+
   it('accepts ten redirect URIs', async () => {
     const redirectUris = Array.from({ length: 10 }, (_, i) => `https://bank.test/cb${i}`);
     await service().register(registration({ redirectUris }));

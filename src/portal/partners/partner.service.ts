@@ -6,7 +6,11 @@ import type { IdGenerator } from '../../platform/ids.js';
 import type { CertificateAuthority } from '../../platform/pki/index.js';
 import type { OidcStore } from '../oidc/oidc.store.js';
 import { SIGNING_ALG } from '../oidc/signing-keys.js';
-import type { PartnerStore } from './partner.store.js';
+import { CONSENT_DETAIL_TYPE } from '../consents/consent.js';
+import { parseConsentRequest } from '../consents/consent.service.js';
+import { isKnownScope } from '../data-api/scope-catalog.js';
+import { CONSENT_GRANT_TYPE } from '../oidc/consent-grant.js';
+import type { PartnerStore, PortalConnectSettings } from './partner.store.js';
 
 export interface PartnerRegistration {
   name: string;
@@ -20,6 +24,11 @@ export interface PartnerRegistration {
    * bound to its client certificate (RFC 8705, the default) or to a DPoP key (RFC 9449).
    */
   senderConstraint?: 'mtls' | 'dpop';
+  /**
+   * J1: the partner accepts connections citizens start on the portal, asking for this
+   * consent; it then takes its token with the consent grant (certificate-bound only).
+   */
+  portalConnect?: PortalConnectSettings | undefined;
 }
 
 export interface RegisteredPartner {
@@ -57,6 +66,9 @@ export function createPartnerService(deps: {
         throw invalid('signing_jwk must be a public JWK (EC, RSA or OKP) with a kid');
       }
       if ('d' in jwk || 'p' in jwk) throw invalid('signing_jwk must be the public key only');
+      const portalConnect = input.portalConnect
+        ? checkPortalConnect(input.portalConnect, input.senderConstraint)
+        : null;
 
       const clientId = `partner-${deps.ids.token(12)}`;
       const cert = await deps.authority.issueClientCertificate({
@@ -72,7 +84,11 @@ export function createPartnerService(deps: {
           client_id: clientId,
           client_name: name,
           redirect_uris: input.redirectUris,
-          grant_types: ['authorization_code', 'refresh_token'],
+          grant_types: [
+            'authorization_code',
+            'refresh_token',
+            ...(portalConnect ? [CONSENT_GRANT_TYPE] : []),
+          ],
           response_types: ['code'],
           token_endpoint_auth_method: 'private_key_jwt',
           token_endpoint_auth_signing_alg: jwk.alg ?? 'ES256',
@@ -98,11 +114,13 @@ export function createPartnerService(deps: {
         cert_expires_at: new X509Certificate(cert.certPem).validToDate,
         status: 'active',
         created_at: now,
+        portal_connect: portalConnect,
       });
       return { clientId, certPem: cert.certPem, thumbprint: cert.thumbprint };
     },
 
     byThumbprint: (thumbprint: string) => deps.partners.byThumbprint(thumbprint),
+    listConnectable: () => deps.partners.listConnectable(),
     byClientId: (clientId: string) => deps.partners.byClientId(clientId),
   };
 }
@@ -121,6 +139,28 @@ function checkRedirectUri(uri: string, allowHttp: boolean) {
   if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:' && loopback)) {
     throw invalid('redirect URIs must use https (http only for localhost in demo mode)');
   }
+}
+
+/** The J1 request must be one the consent screen can show and the catalog can serve. */
+function checkPortalConnect(
+  settings: PortalConnectSettings,
+  senderConstraint: 'mtls' | 'dpop' | undefined,
+): PortalConnectSettings {
+  if (senderConstraint === 'dpop') {
+    throw invalid('portal-initiated connections need certificate-bound tokens (mtls)');
+  }
+  const label =
+    typeof settings.client_ref_label === 'string' ? settings.client_ref_label.trim() : '';
+  if (!label || label.length > 60)
+    throw invalid('portal_connect.client_ref_label must be 1–60 characters');
+  const request = { ...settings.request, type: CONSENT_DETAIL_TYPE };
+  const scopes = Array.isArray(request.scopes) ? request.scopes.map(String) : [];
+  try {
+    parseConsentRequest([request], ['openid', ...scopes], isKnownScope);
+  } catch (err) {
+    throw invalid(`portal_connect.request: ${(err as Error).message}`);
+  }
+  return { client_ref_label: label, request };
 }
 
 function invalid(message: string) {

@@ -10,6 +10,16 @@ export interface PartnerTable {
   cert_expires_at: Date;
   status: 'active' | 'suspended';
   created_at: Date;
+  /** J1: set when the partner accepts connections the citizen starts on the portal. */
+  portal_connect: PortalConnectSettings | null;
+}
+
+/** What a partner asks for when a citizen connects it from the portal (J1). */
+export interface PortalConnectSettings {
+  /** How the partner calls its customer identifier, e.g. «Номер клиента». */
+  client_ref_label: string;
+  /** The `soglasie_consent` authorization details entry, as in a PAR request. */
+  request: Record<string, unknown> & { scopes: string[] };
 }
 
 export interface PartnerTables {
@@ -29,10 +39,30 @@ export async function createPartnerTables(db: Kysely<never>): Promise<void> {
     )`.execute(db);
 }
 
+export async function addPortalConnect(db: Kysely<never>): Promise<void> {
+  await sql`alter table partners add column portal_connect jsonb`.execute(db);
+}
+
 export function createPartnerStore(db: Kysely<PartnerTables>) {
   return {
     async insert(row: PartnerTable): Promise<void> {
-      await db.insertInto('partners').values(row).execute();
+      await db
+        .insertInto('partners')
+        .values({
+          ...row,
+          portal_connect: (row.portal_connect ? JSON.stringify(row.portal_connect) : null) as never,
+        })
+        .execute();
+    },
+    /** Active partners that accept connections started on the portal, by name. */
+    async listConnectable(): Promise<PartnerTable[]> {
+      return db
+        .selectFrom('partners')
+        .selectAll()
+        .where('status', '=', 'active')
+        .where('portal_connect', 'is not', null)
+        .orderBy('name')
+        .execute();
     },
     async byThumbprint(thumbprint: string): Promise<PartnerTable | undefined> {
       return db
