@@ -5,6 +5,8 @@ export type Verdict = 'PASS' | 'FAIL' | 'info' | 'INVALID' | 'not run';
 export interface Row {
   name: string;
   m?: Measured | undefined;
+  /** Percentiles (ms) of a row that is not a load measurement, e.g. revocation latency. */
+  latency?: { p50: number; p99: number } | undefined;
   ratio?: number;
   target: string;
   verdict: Verdict;
@@ -30,8 +32,8 @@ export function table(rows: Row[]): string {
   const body = rows.map((r) => [
     r.name,
     r.m ? fixed(r.m.rps, 0) : '–',
-    fixed(r.m?.p50, 2),
-    fixed(r.m?.p99, 2),
+    fixed(r.m?.p50 ?? r.latency?.p50, 2),
+    fixed(r.m?.p99 ?? r.latency?.p99, 2),
     r.ratio === undefined ? '–' : `${r.ratio.toFixed(3)}×`,
     r.target,
     r.verdict,

@@ -48,6 +48,11 @@ export interface AuditEntry {
   action: string;
   subject?: string | undefined;
   details?: Record<string, unknown>;
+  /**
+   * When it happened, if earlier than the append: a data read is stamped with the moment
+   * its consent was checked, so the log never shows it after a revocation that it preceded.
+   */
+  at?: Date | undefined;
 }
 
 /** Entries written in one transaction at most; more wait for the next batch. */
@@ -87,7 +92,7 @@ export function createAuditLog(db: Kysely<AuditTables>, clock: Clock) {
       return new Promise((resolve, reject) => {
         queue.push({
           row: {
-            at: clock.now(),
+            at: entry.at ?? clock.now(),
             actor: entry.actor,
             action: entry.action,
             subject: entry.subject ?? null,

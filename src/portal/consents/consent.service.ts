@@ -159,6 +159,7 @@ export function createConsentService(deps: {
     actor,
     details,
   });
+  const stamp = () => clock.now();
   const announce =
     (type: ConsentEventName) => async (trx: Kysely<ConsentTables>, consent: Consent) =>
       deps.announce?.(trx, type, consent);
@@ -232,6 +233,7 @@ export function createConsentService(deps: {
           'revoked',
           { id: ids.uuid(), type: 'revoked', at: clock.now(), actor, details: { reason } },
           announce('consent.revoked'),
+          stamp,
         ),
       );
     },
@@ -251,6 +253,7 @@ export function createConsentService(deps: {
           'revoked',
           { id: ids.uuid(), type: 'revoked', at: clock.now(), actor: 'citizen', details: {} },
           announce('consent.revoked'),
+          stamp,
         ),
       );
     },
@@ -268,6 +271,7 @@ export function createConsentService(deps: {
           'expired',
           { id: ids.uuid(), type: 'expired', at: clock.now(), actor: 'system', details: {} },
           announce('consent.expired'),
+          stamp,
         );
         if (ended) expired.push(grantId);
         await after('consent.expired', ended);
@@ -326,6 +330,7 @@ export function createConsentService(deps: {
         'revoked',
         event('connection_failed', actor, { reason }),
         announce('consent.revoked'),
+        stamp,
       );
       return after('connection.failed', ended);
     },
@@ -359,6 +364,7 @@ export function createConsentService(deps: {
             application_ref: applicationRef,
           }),
           announce('consent.expired'),
+          stamp,
         );
         if (done) ended.push(done);
         await after('consent.expired', done);

@@ -195,21 +195,33 @@ export function createConsentStore(db: Kysely<ConsentTables>) {
       status: 'revoked' | 'expired',
       event: Omit<ConsentEvent, 'consentId'> & { id: string },
       within?: InTransaction,
+      /**
+       * Stamps the end once the row is locked: reads wait for this transaction from then
+       * on (they take the row FOR SHARE), so no read is served after the recorded time.
+       */
+      stamp?: () => Date,
     ): Promise<Consent | undefined> {
       return db.transaction().execute(async (trx) => {
-        const row = await trx
-          .updateTable('consents')
-          .set({ status, updated_at: event.at })
+        const locked = await trx
+          .selectFrom('consents')
+          .select('id')
           .where(
             'grantId' in by ? 'grant_id' : 'id',
             '=',
             'grantId' in by ? by.grantId : by.consentId,
           )
           .where('status', 'in', ['pending', 'active', 'paused'])
-          .returningAll()
+          .forUpdate()
           .executeTakeFirst();
-        if (!row) return undefined;
-        await insertEvent(trx, { ...event, consentId: row.id });
+        if (!locked) return undefined;
+        const at = stamp?.() ?? event.at;
+        const row = await trx
+          .updateTable('consents')
+          .set({ status, updated_at: at })
+          .where('id', '=', locked.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await insertEvent(trx, { ...event, at, consentId: row.id });
         const ended = toConsent(row);
         await within?.(trx, ended);
         return ended;

@@ -208,7 +208,8 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
     });
     checkPartner(cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined, claims);
     const consent = await deps.consents.getForRead(claims.consent_id);
-    checkConsentActive(consent, claims, deps.clock.now());
+    const checkedAt = deps.clock.now();
+    checkConsentActive(consent, claims, checkedAt);
     checkSubject(claims, oid);
     const scopes = grantedScopes(claims, consent!);
     const required = requiredScopeFor(resource);
@@ -236,6 +237,7 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
       action: 'data.read',
       subject: `consent:${consent!.id}`,
       details: { resource, fields: fieldsReturned(resource, scopes), token: claims.jti },
+      at: checkedAt,
     });
     return json;
   }
