@@ -123,6 +123,7 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     logger: runtime.logger,
     receiverUrl: `${config.bank.publicUrl}/webhooks/portal`,
     endConsent: links.endConsent,
+    setPaused: links.setPaused,
     connect: createPortalConnect({ portal, customers, links, logger: runtime.logger }).onGranted,
   });
   await registerPortalEventRoutes(app, events);

@@ -46,6 +46,12 @@ export const bankMigrations: Record<string, Migration> = {
       await createPortalLinkEventTables(db);
     },
   },
+  // The citizen paused the consent at the portal: the bank keeps the data, cannot read more.
+  '0008_portal_link_pause': {
+    async up(db: Kysely<never>) {
+      await sql`alter table portal_links add column paused_at timestamptz`.execute(db);
+    },
+  },
   // J1: the number a customer gives the portal so the bank can find them.
   '0007_client_numbers': {
     async up(db: Kysely<never>) {

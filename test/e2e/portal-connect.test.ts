@@ -243,9 +243,37 @@ describe.each(testEngines())('J1: connect a partner from the portal [$name]', (e
     await expect
       .poll(async () => (await rowOf(browser, bankId))?.status, { timeout: 15_000 })
       .toBe('Активно');
+    // The bank files the data right after taking the token.
+    await expect
+      .poll(async () => (await ivanov.browser.request('/security')).body, { timeout: 15_000 })
+      .toContain('Доступ предоставлен');
     const security = await ivanov.browser.request('/security');
-    expect(security.body).toContain('Доступ предоставлен');
     expect(security.body).toContain('Иванов');
+
+    // Paused on the portal: the bank keeps the data and says reads are paused; resumed: back.
+    const status = async () =>
+      (
+        JSON.parse((await ivanov.browser.request('/security/portal/status.json')).body) as {
+          status: string;
+        }
+      ).status;
+    const activePage = await browser.request('/access');
+    const activeId = /action="\/access\/([0-9a-f-]{36})\/pause"/.exec(
+      activePage.body.slice(activePage.body.indexOf(`connection-${bankId}`)),
+    )![1]!;
+    await browser.request(`/access/${activeId}/pause`, {
+      form: { _csrf: HttpClient.csrf(activePage.body) },
+    });
+    await expect.poll(status, { timeout: 15_000 }).toContain('Доступ приостановлен');
+    const gosuslugi = await ivanov.browser.request('/gosuslugi');
+    const tested = await ivanov.browser.request('/gosuslugi/test', {
+      form: { _csrf: HttpClient.csrf(gosuslugi.body) },
+    });
+    expect(tested.body).toContain('Вы приостановили доступ банка на Госуслугах');
+    await browser.request(`/access/${activeId}/resume`, {
+      form: { _csrf: HttpClient.csrf(activePage.body) },
+    });
+    await expect.poll(status, { timeout: 15_000 }).toContain('Доступ предоставлен');
 
     // And revoking it on the portal empties the bank's vault again (J5).
     const page = await browser.request('/access');

@@ -35,6 +35,8 @@ export function createPortalEvents(deps: {
   receiverUrl: string;
   /** The consent ended: cancel its operations, shred its vault row, tell the customer. */
   endConsent: (consentId: string, cause: 'revoked' | 'expired') => Promise<boolean>;
+  /** The citizen paused (true) or resumed (false) the consent at the portal. */
+  setPaused?: (consentId: string, paused: boolean) => Promise<unknown>;
   /** J1: a connection the citizen started on the portal; throws to have it retried. */
   connect?: (consentId: string) => Promise<unknown>;
 }) {
@@ -108,6 +110,13 @@ export function createPortalEvents(deps: {
         // operations in flight under the consent are aborted first and write nothing back;
         // the signed deletion receipt goes back in the background.
         await deps.endConsent(consentId, event.type === 'consent.revoked' ? 'revoked' : 'expired');
+        outcome = 'handled';
+      } else if (
+        (event.type === 'consent.paused' || event.type === 'consent.resumed') &&
+        consentId
+      ) {
+        // The data stays (the consent has not ended); the pages say reads are paused.
+        await deps.setPaused?.(consentId, event.type === 'consent.paused');
         outcome = 'handled';
       } else if (event.type === 'consent.granted' && event.data.origin === 'portal' && consentId) {
         // J1: the citizen connected the bank on the portal; find the customer, take the token.

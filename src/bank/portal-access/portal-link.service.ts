@@ -75,6 +75,8 @@ export interface LinkView {
   consentId: string;
   scopes: string[];
   consentExpiresAt: Date;
+  /** The citizen paused the consent at the portal: the data stays, reads are refused. */
+  pausedAt: Date | null;
   linkedAt: Date;
   data: Record<string, unknown>;
   dataFetchedAt: Date;
@@ -92,8 +94,11 @@ export interface LinkState {
 }
 
 /** The key a page renders and the live script compares with `LinkState.state`. */
-export function liveStateKey(link: { consentId: string; linkedAt: Date } | undefined): string {
-  return link ? `linked:${link.consentId.slice(-6)}:${link.linkedAt.getTime()}` : 'not-linked';
+export function liveStateKey(
+  link: { consentId: string; linkedAt: Date; pausedAt?: Date | null } | undefined,
+): string {
+  if (!link) return 'not-linked';
+  return `linked:${link.consentId.slice(-6)}:${link.linkedAt.getTime()}${link.pausedAt ? ':paused' : ''}`;
 }
 
 const ruDate = (d: Date) =>
@@ -291,6 +296,7 @@ export function createPortalLinkService(deps: {
         tokens: serializeSealed(sealWithKey(key, stored, aad(customerId, 'tokens'))),
         data: serializeSealed(sealWithKey(key, data, aad(customerId, 'data'))),
         data_fetched_at: now,
+        paused_at: null,
       });
       if (op.signal.aborted) {
         await endConsent(consentId, (op.signal.reason as ConsentEndedError).endCause);
@@ -332,10 +338,20 @@ export function createPortalLinkService(deps: {
       return {
         linked: true,
         consent: `…${row.consent_id.slice(-6)}`,
-        status: `Доступ предоставлен до ${ruDate(new Date(row.consent_expires_at))}`,
-        state: liveStateKey({ consentId: row.consent_id, linkedAt: new Date(row.linked_at) }),
+        status: row.paused_at
+          ? `Доступ приостановлен на Госуслугах с ${ruDate(new Date(row.paused_at))}`
+          : `Доступ предоставлен до ${ruDate(new Date(row.consent_expires_at))}`,
+        state: liveStateKey({
+          consentId: row.consent_id,
+          linkedAt: new Date(row.linked_at),
+          pausedAt: row.paused_at ? new Date(row.paused_at) : null,
+        }),
       };
     },
+
+    /** The portal paused or resumed a consent (its webhook): the page says so, data stays. */
+    setPaused: (consentId: string, paused: boolean) =>
+      store.setPaused(consentId, paused ? clock.now() : null),
 
     /** What happened to the customer's links, newest first. */
     history: (customerId: string, limit?: number): Promise<PortalLinkEventTable[]> =>
@@ -451,6 +467,7 @@ export function createPortalLinkService(deps: {
         consentId: row.consent_id,
         scopes: row.scopes,
         consentExpiresAt: new Date(row.consent_expires_at),
+        pausedAt: row.paused_at ? new Date(row.paused_at) : null,
         linkedAt: new Date(row.linked_at),
         data: openJsonWithKey<Record<string, unknown>>(
           key,

@@ -19,6 +19,8 @@ export interface PortalLinkTable {
   /** Sealed fetched data, by resource. */
   data: string;
   data_fetched_at: Date;
+  /** Since when the citizen has paused the consent at the portal (reads refused), if so. */
+  paused_at?: Date | null;
 }
 
 /** What happened to a customer's link, for the customer to see (no personal data). */
@@ -147,13 +149,24 @@ export function createPortalLinkStore(db: Kysely<PortalLinkTables>) {
     async state(
       customerId: string,
     ): Promise<
-      Pick<PortalLinkTable, 'consent_id' | 'linked_at' | 'consent_expires_at'> | undefined
+      | Pick<PortalLinkTable, 'consent_id' | 'linked_at' | 'consent_expires_at' | 'paused_at'>
+      | undefined
     > {
       return db
         .selectFrom('portal_links')
-        .select(['consent_id', 'linked_at', 'consent_expires_at'])
+        .select(['consent_id', 'linked_at', 'consent_expires_at', 'paused_at'])
         .where('customer_id', '=', customerId)
         .executeTakeFirst();
+    },
+
+    /** The portal paused (a date) or resumed (null) the consent; false if no link has it. */
+    async setPaused(consentId: string, at: Date | null): Promise<boolean> {
+      const result = await db
+        .updateTable('portal_links')
+        .set({ paused_at: at })
+        .where('consent_id', '=', consentId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     /** The customer's link history, newest first. */

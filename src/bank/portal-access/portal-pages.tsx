@@ -63,9 +63,16 @@ export function LinkStatus(props: { link: LinkView | undefined; live?: { then: s
   }
   return (
     <div data-testid="portal-link-status" {...liveAttrs}>
-      <p>
-        <strong>Доступ предоставлен</strong> до {ruDate(link.consentExpiresAt)}.
-      </p>
+      {link.pausedAt ? (
+        <p>
+          <strong>Доступ приостановлен</strong> на Госуслугах с {ruDate(link.pausedAt)}: банк не
+          может запрашивать данные, пока вы не возобновите доступ на портале.
+        </p>
+      ) : (
+        <p>
+          <strong>Доступ предоставлен</strong> до {ruDate(link.consentExpiresAt)}.
+        </p>
+      )}
       <p class="hint">
         Данные:{' '}
         {link.scopes
