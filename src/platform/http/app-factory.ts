@@ -95,6 +95,8 @@ export async function createHttpApp(opts: HttpAppOptions) {
     },
     hsts: opts.secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'no-referrer' },
+    // Older browsers ignore frame-ancestors: no framing there either.
+    frameguard: { action: 'deny' },
   });
 
   installSessions(app as unknown as FastifyInstance, {
