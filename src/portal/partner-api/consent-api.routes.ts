@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
 import { parseSealed, type Sealer } from '../../platform/crypto/index.js';
-import { AppError, ForbiddenError, NotFoundError } from '../../platform/http/errors.js';
-import { peerCertificateOf } from '../../platform/mtls/index.js';
+import { AppError, NotFoundError } from '../../platform/http/errors.js';
+import { callingPartner as partnerOf } from './calling-partner.js';
 import { clientRefAad } from '../consents/connect.routes.js';
 import {
   CONNECTION_FAILURES,
@@ -35,18 +35,7 @@ export function registerConsentApiRoutes(
     removeGrant: (grantId: string) => Promise<void>;
   },
 ): void {
-  async function callingPartner(request: FastifyRequest) {
-    const cert = peerCertificateOf(request.raw.socket);
-    const partner = cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined;
-    if (!partner || partner.status !== 'active') {
-      throw new ForbiddenError(
-        'This client certificate is not registered to an active partner.',
-        'Сертификат не зарегистрирован.',
-        'PARTNER_UNKNOWN',
-      );
-    }
-    return partner;
-  }
+  const callingPartner = (request: FastifyRequest) => partnerOf(deps.partners, request);
 
   /** Only the partner's own consents exist for it: anything else is 404. */
   async function ownConsent(request: FastifyRequest) {

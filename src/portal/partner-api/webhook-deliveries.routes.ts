@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { callingPartner as partnerOf } from './calling-partner.js';
 import { Type, type Static } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
-import { ForbiddenError } from '../../platform/http/errors.js';
 import { ProblemSchema } from '../../platform/http/problem.js';
-import { peerCertificateOf } from '../../platform/mtls/index.js';
 import {
   WebhookError,
   type WebhookMessageRecord,
@@ -74,19 +73,7 @@ export function registerWebhookDeliveryRoutes(
   app: FastifyInstance,
   deps: WebhookDeliveryDeps,
 ): void {
-  /** The active partner whose certificate is on the connection, as POST /partner/webhooks. */
-  async function callingPartner(request: FastifyRequest) {
-    const cert = peerCertificateOf(request.raw.socket);
-    const partner = cert ? await deps.partners.byThumbprint(cert.thumbprint) : undefined;
-    if (!partner || partner.status !== 'active') {
-      throw new ForbiddenError(
-        'This client certificate is not registered to an active partner.',
-        'Сертификат не зарегистрирован.',
-        'PARTNER_UNKNOWN',
-      );
-    }
-    return partner;
-  }
+  const callingPartner = (request: FastifyRequest) => partnerOf(deps.partners, request);
 
   const notFound = (id: string) =>
     new WebhookError('ERR_WEBHOOK_NOT_FOUND', `No webhook message ${id} of this partner.`);
