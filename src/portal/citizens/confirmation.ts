@@ -1,4 +1,7 @@
 import type { Clock } from '../../platform/clock.js';
+import { TooManyAttemptsError } from '../../platform/http/errors.js';
+import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
+import { limiterKey } from '../../platform/login/login-routes.js';
 import type { Notifier } from '../../platform/notify/notifier.js';
 import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
 import { verifyTotp } from '../../platform/otp/totp.js';
@@ -65,4 +68,43 @@ export function createCitizenNotices(deps: { citizens: CitizenService; notifier:
       text,
     });
   };
+}
+
+/**
+ * Checks the one-time code that confirms an operation, under the account's attempt limit
+ * (the same counter as login: guessing here brings the lock there too). The same rules
+ * and words wherever a citizen confirms something: a consent, a connection, a revocation.
+ */
+export async function checkOperationCode(
+  deps: { confirmations: Confirmations; limiter: AttemptLimiter },
+  citizen: { id: string; secondFactor: 'sms' | 'totp' },
+  purpose: string,
+  code: string,
+): Promise<
+  | { ok: true }
+  /** `wrong`: a code was checked and did not match (not merely refused while locked). */
+  | { ok: false; status: 401 | 429; message: string; wrong: boolean }
+> {
+  const key = limiterKey(citizen.id);
+  try {
+    await deps.limiter.assertAllowed(key);
+  } catch (err) {
+    if (err instanceof TooManyAttemptsError)
+      return { ok: false, status: 429, message: err.userMessage, wrong: false };
+    throw err;
+  }
+  if (await deps.confirmations.verify(citizen.id, citizen.secondFactor, purpose, code)) {
+    await deps.limiter.reset(key);
+    return { ok: true };
+  }
+  const { locked } = await deps.limiter.recordFailure(key);
+  return locked
+    ? {
+        ok: false,
+        status: 429,
+        message:
+          'Слишком много неудачных попыток. Подтверждение временно заблокировано на 15 минут.',
+        wrong: true,
+      }
+    : { ok: false, status: 401, message: 'Неверный или устаревший код.', wrong: true };
 }

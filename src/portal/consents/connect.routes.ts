@@ -5,11 +5,11 @@ import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
 import type { Clock } from '../../platform/clock.js';
 import { recordAad, serializeSealed, type Sealer } from '../../platform/crypto/index.js';
-import { NotFoundError, TooManyAttemptsError } from '../../platform/http/errors.js';
+import { NotFoundError } from '../../platform/http/errors.js';
 import type { IdGenerator } from '../../platform/ids.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
-import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
-import type { Confirmations } from '../citizens/confirmation.js';
+import { maskPhone } from '../../platform/login/login-routes.js';
+import { checkOperationCode, type Confirmations } from '../citizens/confirmation.js';
 import { checkReadiness } from '../citizens/readiness.js';
 import type { CitizenSignedIn } from '../citizens/signed-in.js';
 import type { CitizenRecordService } from '../data-api/citizen-records.service.js';
@@ -296,34 +296,14 @@ export function registerConnectRoutes(
       const pending = pendingOf(request, clientId);
       if (!pending?.scopes || !pending.attempt)
         return reply.redirect(`/access/connect/${encodeURIComponent(clientId)}`, 303);
-      const key = limiterKey(ctx.citizenId);
-      try {
-        await deps.limiter.assertAllowed(key);
-      } catch (err) {
-        if (err instanceof TooManyAttemptsError)
-          return codePage(request, reply, partner, pending.scopes, err.userMessage, 429);
-        throw err;
-      }
-      const valid = await deps.confirmations.verify(
-        ctx.citizenId,
-        ctx.citizen.secondFactor,
+      const checked = await checkOperationCode(
+        deps,
+        { id: ctx.citizenId, secondFactor: ctx.citizen.secondFactor },
         `connect:${pending.attempt}`,
         (request.body as { code: string }).code,
       );
-      if (!valid) {
-        const { locked } = await deps.limiter.recordFailure(key);
-        return codePage(
-          request,
-          reply,
-          partner,
-          pending.scopes,
-          locked
-            ? 'Слишком много неудачных попыток. Подтверждение временно заблокировано на 15 минут.'
-            : 'Неверный или устаревший код.',
-          locked ? 429 : 401,
-        );
-      }
-      await deps.limiter.reset(key);
+      if (!checked.ok)
+        return codePage(request, reply, partner, pending.scopes, checked.message, checked.status);
       await request.session.setData({ pendingConnect: undefined });
 
       const consentRequest = requestOf(partner);

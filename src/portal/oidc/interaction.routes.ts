@@ -3,14 +3,14 @@ import type Provider from 'oidc-provider';
 import { h } from 'preact';
 import { Type } from 'typebox';
 import type { Clock } from '../../platform/clock.js';
-import { AppError, TooManyAttemptsError } from '../../platform/http/errors.js';
+import { AppError } from '../../platform/http/errors.js';
 import type { IdGenerator } from '../../platform/ids.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
-import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
+import { maskPhone } from '../../platform/login/login-routes.js';
 import type { LayoutProps } from '../../platform/views/layout.js';
 import { fullName, type Citizen, type CitizenPersonalData } from '../citizens/citizen.js';
 import type { CitizenService } from '../citizens/citizen.service.js';
-import type { Confirmations } from '../citizens/confirmation.js';
+import { checkOperationCode, type Confirmations } from '../citizens/confirmation.js';
 import { checkReadiness } from '../citizens/readiness.js';
 import type { ConsentRequest } from '../consents/consent.js';
 import { parseConsentRequest, type ConsentService } from '../consents/consent.service.js';
@@ -294,36 +294,22 @@ export function registerInteractionRoutes(app: FastifyInstance, deps: Interactio
           status,
         );
       };
-      const key = limiterKey(ctx.userId);
-      try {
-        await deps.limiter.assertAllowed(key);
-      } catch (err) {
-        if (err instanceof TooManyAttemptsError) return codePage(err.userMessage, 429);
-        throw err;
+      const checked = await checkOperationCode(
+        deps,
+        { id: ctx.userId, secondFactor: ctx.citizen.secondFactor },
+        `consent:${uid}`,
+        (request.body as { code: string }).code.trim(),
+      );
+      if (!checked.ok) {
+        if (checked.wrong) {
+          await deps.audit({
+            actor: `citizen:${ctx.userId}`,
+            action: 'consent.code_failed',
+            subject: ctx.clientId,
+          });
+        }
+        return codePage(checked.message, checked.status);
       }
-      const code = (request.body as { code: string }).code.trim();
-      if (
-        !(await deps.confirmations.verify(
-          ctx.userId,
-          ctx.citizen.secondFactor,
-          `consent:${uid}`,
-          code,
-        ))
-      ) {
-        const { locked } = await deps.limiter.recordFailure(key);
-        await deps.audit({
-          actor: `citizen:${ctx.userId}`,
-          action: 'consent.code_failed',
-          subject: ctx.clientId,
-        });
-        return codePage(
-          locked
-            ? 'Слишком много неудачных попыток. Подтверждение временно заблокировано на 15 минут.'
-            : 'Неверный или устаревший код.',
-          locked ? 429 : 401,
-        );
-      }
-      await deps.limiter.reset(key);
 
       const consentId = deps.ids.uuid();
       const expiresAt = new Date(
