@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import {
   describeEachEngine,
   freshDatabase,
@@ -10,7 +10,7 @@ import { createSessionStore, type SessionTables } from '../http/session.store.js
 import { createAttemptLimiter, type AttemptTables } from '../limits/attempt-limiter.js';
 import { randomIds } from '../ids.js';
 import { createOneTimeCodes, type OneTimeCodeTables } from '../otp/one-time-codes.js';
-import { sweepExpired } from './housekeeping.js';
+import { startHousekeeping, sweepExpired } from './housekeeping.js';
 import { platformMigration } from './platform-migrations.js';
 
 type Tables = SessionTables & OneTimeCodeTables & AttemptTables;
@@ -55,5 +55,27 @@ describeEachEngine('housekeeping', (engine) => {
     });
     expect(await sessions.find('live', clock.now())).toBeDefined();
     expect(await codes.lastIssuedAt('u2', 'login')).toBeDefined();
+  });
+
+  it("the timer runs the service's own sweep too (the portal's consent expiry depends on it)", async () => {
+    const seen: Date[] = [];
+    const logged: unknown[] = [];
+    const stop = startHousekeeping({
+      db: database.db,
+      clock,
+      logger: { debug: (o: unknown) => logged.push(o), warn: () => undefined } as never,
+      intervalMs: 20,
+      extra: async (now) => {
+        seen.push(now);
+        return { consents: 2 };
+      },
+    });
+    try {
+      await vi.waitFor(() => expect(logged.length).toBeGreaterThan(0), { timeout: 5_000 });
+      expect(seen[0]?.toISOString()).toBe(clock.now().toISOString());
+      expect(logged[0]).toMatchObject({ removed: { consents: 2, sessions: 0 } });
+    } finally {
+      stop();
+    }
   });
 });

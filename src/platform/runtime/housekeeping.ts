@@ -25,7 +25,10 @@ export async function sweepExpired(db: Kysely<HousekeepingTables>, now: Date) {
   };
 }
 
-/** Runs sweepExpired every `intervalMs`; returns a stop function. */
+/**
+ * Runs sweepExpired and the service's own `extra` sweep (consent expiry, J1 timeouts,
+ * overdue deletion receipts on the portal) every `intervalMs`; returns a stop function.
+ */
 export function startHousekeeping(opts: {
   db: Kysely<HousekeepingTables>;
   clock: Clock;
@@ -39,14 +42,18 @@ export function startHousekeeping(opts: {
     () => {
       if (running) return;
       running = true;
-      sweepExpired(opts.db, opts.clock.now())
+      const now = opts.clock.now();
+      sweepExpired(opts.db, now)
+        .then(async (removed) => ({ ...removed, ...(await opts.extra?.(now)) }))
         .then((removed) => opts.logger.debug({ removed }, 'housekeeping'))
         .catch((err: unknown) => opts.logger.warn({ err }, 'housekeeping failed'))
         .finally(() => {
           running = false;
         });
     },
-    opts.intervalMs ?? 10 * 60_000,
+    // Every minute: an expired consent reads «Истёк срок» and its partner hears of it soon
+    // after its end (reads are refused from the exact end regardless).
+    opts.intervalMs ?? 60_000,
   );
   timer.unref();
   return () => clearInterval(timer);
