@@ -13,9 +13,17 @@
  * admin URL, e.g. postgres://postgres@127.0.0.1:5432/postgres) they get two new databases
  * on that server instead, dropped at the end.
  *
+ * Then the rate-limit phase (bench/rate-limit.ts): a partner offering 150 requests/s at
+ * the default limit gets 100 ± 5 admitted per second, and partners at 95/s none refused,
+ * beside the flood or alone.
+ *
  * Last, the revocation phase (bench/revocation.ts): how soon a citizen's revocation stops
  * the bank's reads, reaches the bank as a webhook and comes back as its signed deletion
  * receipt, over many revocations of consents the demo bank obtained through its own flow.
+ *
+ * After the services have stopped, the audit log phases (bench/audit.ts), on a database of
+ * their own: appends with group commit against the pre-Merkle log, and `audit verify` over
+ * a million entries (at most 90 s more).
  *
  * `npm run bench -- --breakdown` measures instead a ladder of partner-listener requests
  * that each stop further down the data API's pipeline, to see where its time goes.
@@ -23,6 +31,7 @@
 import os from 'node:os';
 import { Agent, request } from 'undici';
 import { assertionSigner, refreshGrantBody } from './assertion.js';
+import { auditTable, runAuditBench } from './audit.js';
 import { startBaseline } from './baseline.js';
 import { killLoadGenerators, runLoad, type Measured } from './load-runner.js';
 import type { LoadSpec } from './load.js';
@@ -34,6 +43,13 @@ import {
   revocationRows,
 } from './revocation.js';
 import { startBenchServices, type BenchServices } from './services.js';
+import {
+  measureRateLimit,
+  RATE_LIMIT_PHASE_S,
+  rateLimitNotes,
+  rateLimitRows,
+  type RateLimitResult,
+} from './rate-limit.js';
 import { dataApiTokenVerifier } from './verify.js';
 
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
@@ -62,6 +78,7 @@ const measured = new Map<string, Measured>();
 let rotates: boolean | undefined;
 const revocation = emptyRevocationResult();
 let revocationRan = false;
+let rateLimit: RateLimitResult | undefined;
 
 function cleanup(): Promise<void> {
   cleaned ??= (async () => {
@@ -183,6 +200,12 @@ function print(): void {
       .join('\n'),
   );
   if (BREAKDOWN) return;
+  if (rateLimit) {
+    console.log('');
+    console.log(table(rateLimitRows(rateLimit)));
+    console.log('');
+    console.log(rateLimitNotes(rateLimit).join('\n'));
+  }
   console.log('');
   console.log(table(revocationRows(revocation)));
   console.log('');
@@ -335,6 +358,10 @@ async function main() {
   await max(NAMES.verified, verifiedSpec, SHORT_S);
   await max(NAMES.baseB, baselineSpec, SHORT_S);
 
+  if (fits(RATE_LIMIT_PHASE_S)) {
+    rateLimit = await measureRateLimit(s, progress);
+  }
+
   // Last: it adds consents, audit entries and webhook traffic the rows above should not see.
   const seconds = Math.min(REVOCATION_MAX_S, (BUDGET_MS - (Date.now() - t0)) / 1000 - 10);
   if (seconds < 10) {
@@ -360,5 +387,14 @@ try {
 clearTimeout(watchdog);
 print();
 await cleanup();
+if (!BREAKDOWN) {
+  const audit = await runAuditBench({
+    postgresAdminUrl: process.env.BENCH_DATABASE_URL,
+    budgetMs: 90_000,
+    progress,
+  });
+  console.log('');
+  console.log(auditTable(audit));
+}
 progress('done, cleaned up.');
 process.exit(exitCode);

@@ -82,6 +82,15 @@ async function startPortal(
   const app = await buildPortalApp(runtime, {
     pki: await loadPki(pkiDir),
     adminToken: loadOrCreateAdminToken(config.dataDir, 'portal'),
+    // The bench reads one consent thousands of times a second on purpose and probes a
+    // foreign oid: the anomaly rules would (rightly) pause it. Their cost stays measured:
+    // every read still goes through the rules, they only never fire.
+    anomaly: {
+      rules: {
+        request_frequency: { maxReadsPerMinute: 1_000_000_000 },
+        subject_mismatch: { actions: [] },
+      },
+    },
   });
   closers.push(() => app.close());
   const seeded = await seedPortalPersonas(app.citizens, app.records);
@@ -175,6 +184,13 @@ export async function startBenchServices(
     const silent = (name: string) => createLogger({ name, level: 'silent' });
     const portal = await startPortal(config, silent('portal'), closers);
     await registerDemoBank(config, portal);
+    // The throughput rows measure the rate limiter's cost on every request but must never
+    // meet its limit: the demo bank gets a limit of its own, far above any load here. The
+    // rate-limit phase (bench/rate-limit.ts) uses partners at the default (100/s).
+    const bankClient = JSON.parse(
+      readFileSync(path.join(config.bank.partnerDir, 'client.json'), 'utf8'),
+    ) as { client_id: string };
+    await portal.app.partners!.setRateLimit(bankClient.client_id, 1_000_000_000);
     const bank = await startBank(config, silent('bank'), closers);
 
     const pki = await loadPki(path.join(dataDir, 'portal-pki'));

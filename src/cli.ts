@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, type Config, type Mode } from './config/config.js';
 import { bankMigrations } from './bank/migrations.js';
 import { createLogger } from './platform/http/logger.js';
@@ -11,6 +11,9 @@ import { readFileSync } from 'node:fs';
 import { partnerAdd, type PartnerAddOptions } from './partner-kit/partner-add.js';
 import { initPki } from './platform/pki/index.js';
 import { readAdminToken } from './platform/runtime/admin-token.js';
+import { keysCommand } from './commands/keys.js';
+import { addRevokeCertCommand } from './commands/partner-revoke-cert.js';
+import { auditVerifyCommand } from './portal/audit/verify-command.js';
 
 const program = new Command()
   .name('soglasie')
@@ -156,6 +159,16 @@ program
     '--portal-connect <file>',
     'accept connections citizens start on the portal (J1): a JSON file {"client_ref_label", "request"} where request is the soglasie_consent authorization details entry',
   )
+  .option(
+    '--rate-limit <n>',
+    "the partner's own partner API rate limit, requests per window (default: the portal's PARTNER_RATE_LIMIT)",
+    (value: string) => {
+      if (!/^\d+$/.test(value) || Number(value) < 1) {
+        throw new InvalidArgumentError('a whole number of requests, at least 1');
+      }
+      return Number(value);
+    },
+  )
   .action(
     async (opts: {
       name: string;
@@ -163,6 +176,7 @@ program
       out: string;
       senderConstraint: 'mtls' | 'dpop';
       portalConnect?: string;
+      rateLimit?: number;
     }) => {
       const cfg = config(undefined, false);
       let portalConnect: PartnerAddOptions['portalConnect'];
@@ -188,6 +202,7 @@ program
         out: path.resolve(opts.out),
         senderConstraint: opts.senderConstraint,
         portalConnect,
+        rateLimit: opts.rateLimit,
       });
       console.log(`Registered ${clientId}. Files:\n  ${Object.values(files).join('\n  ')}`);
     },
@@ -214,6 +229,20 @@ program
       await service.close();
     }
   });
+
+program
+  .command('audit')
+  .description("The portal's tamper-evident audit log (docs/audit-log.md).")
+  .command('verify')
+  .description(
+    'Recompute the Merkle tree from the entries and check every signed checkpoint; exit 1 naming the first bad index (the portal must be stopped when using the embedded database).',
+  )
+  .action(async () => {
+    console.log(await auditVerifyCommand(config(undefined, false)));
+  });
+
+program.addCommand(keysCommand());
+addRevokeCertCommand(program.commands.find((c) => c.name() === 'partner')!);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Expected failures get one clear line; only the unexpected show a stack.

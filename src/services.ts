@@ -88,12 +88,15 @@ export async function startService(
       const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
       // Delivers queued partner events; any number of instances may run one.
       const stopWorker = app.webhooks.startWorker({ logger: runtime.logger });
+      // Signs a checkpoint of the audit log every 10 s when it grew, and a last one at stop.
+      const stopCheckpoints = app.auditTree.startPublishing({ logger: runtime.logger });
       return {
         ...service,
         mtlsUrl: `https://localhost:${mtlsPort}`,
         close: async () => {
           await stopWorker();
           await app.partnerApi!.close();
+          await stopCheckpoints();
           await service.close();
         },
       };

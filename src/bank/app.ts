@@ -45,6 +45,7 @@ export async function buildBankApp(runtime: ServiceRuntime<BankDB>) {
     logger: runtime.logger,
     clock,
     sessions: createSessionStore(db as unknown as Kysely<SessionTables>),
+    publicUrl: config.bank.publicUrl,
     secureCookies: config.mode === 'production',
     trustedProxies: config.trustedProxies,
     health: () => runtime.database.ping(),

@@ -48,6 +48,54 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the partner API rate limits, 100 requests/s by default', () => {
+    expect(loadConfig({}, { mode: 'demo' }).partnerRateLimit).toEqual({
+      requests: 100,
+      windowSeconds: 1,
+      burstPercent: 10,
+      blockAfter: 600,
+      blockWindowSeconds: 60,
+      blockSeconds: 900,
+      keyPrefix: 'soglasie',
+    });
+    const config = loadConfig(
+      {
+        PARTNER_RATE_LIMIT: '10',
+        PARTNER_RATE_WINDOW: '60',
+        PARTNER_RATE_BURST: '0',
+        PARTNER_BLOCK_AFTER: '5',
+        PARTNER_BLOCK_WINDOW: '30',
+        PARTNER_BLOCK_DURATION: '120',
+        RATE_LIMIT_KEY_PREFIX: 'test-1:a',
+      },
+      { mode: 'demo' },
+    );
+    expect(config.partnerRateLimit).toEqual({
+      requests: 10,
+      windowSeconds: 60,
+      burstPercent: 0,
+      blockAfter: 5,
+      blockWindowSeconds: 30,
+      blockSeconds: 120,
+      keyPrefix: 'test-1:a',
+    });
+    const problems = problemsOf(
+      {
+        PARTNER_RATE_LIMIT: '0',
+        PARTNER_RATE_WINDOW: '1.5',
+        PARTNER_RATE_BURST: '101',
+        RATE_LIMIT_KEY_PREFIX: 'a b',
+      },
+      { mode: 'demo' },
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^PARTNER_RATE_LIMIT must be a whole number from 1/),
+      expect.stringMatching(/^PARTNER_RATE_WINDOW must be a whole number from 1/),
+      expect.stringMatching(/^PARTNER_RATE_BURST must be a whole number from 0 to 100/),
+      expect.stringMatching(/^RATE_LIMIT_KEY_PREFIX may hold only/),
+    ]);
+  });
+
   it('reports every problem at once, in plain words', () => {
     const problems = problemsOf({
       SOGLASIE_MODE: 'demo',

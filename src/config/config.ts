@@ -27,6 +27,8 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Proxy addresses whose X-Forwarded-For is trusted; empty trusts none. */
   readonly trustedProxies: readonly string[];
+  /** Rate limits on the partner API and the IP blocks they lead to (docs/rate-limits.md). */
+  readonly partnerRateLimit: PartnerRateLimitConfig;
   readonly portal: ServiceConfig & {
     readonly mtlsPort: number;
     /** Public base URL of the partner (mTLS) listener, e.g. https://localhost:3443. */
@@ -38,6 +40,24 @@ export interface Config {
     /** The portal's issuer as the bank reaches it. */
     readonly portalIssuer: string;
   };
+}
+
+export interface PartnerRateLimitConfig {
+  /** Requests a partner may make per window, unless its `partners.rate_limit` says otherwise. */
+  readonly requests: number;
+  readonly windowSeconds: number;
+  /**
+   * Extra requests a partner may make over its limit within ten windows, in percent of
+   * the limit: absorbs the jitter of a client sending just under it (0 turns it off).
+   */
+  readonly burstPercent: number;
+  /** Refusals (429) to one source IP within `blockWindowSeconds` that block that IP… */
+  readonly blockAfter: number;
+  readonly blockWindowSeconds: number;
+  /** …for this long (403 IP_BLOCKED), unless a security analyst lifts the block sooner. */
+  readonly blockSeconds: number;
+  /** Prefix of the counters' keys, so deployments (or test runs) sharing a Redis keep apart. */
+  readonly keyPrefix: string;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +127,23 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     .map((s) => s.trim())
     .filter(Boolean);
 
+  const count = (name: string, fallback: number, max: number, min = 1) =>
+    readCount(env, name, fallback, max, problems, min);
+  const partnerRateLimit: PartnerRateLimitConfig = {
+    requests: count('PARTNER_RATE_LIMIT', 100, 1_000_000_000),
+    windowSeconds: count('PARTNER_RATE_WINDOW', 1, 3600),
+    burstPercent: count('PARTNER_RATE_BURST', 10, 100, 0),
+    blockAfter: count('PARTNER_BLOCK_AFTER', 600, 1_000_000_000),
+    blockWindowSeconds: count('PARTNER_BLOCK_WINDOW', 60, 86_400),
+    blockSeconds: count('PARTNER_BLOCK_DURATION', 900, 30 * 86_400),
+    keyPrefix: env.RATE_LIMIT_KEY_PREFIX || 'soglasie',
+  };
+  if (!/^[\w.:-]{1,64}$/.test(partnerRateLimit.keyPrefix)) {
+    problems.push(
+      'RATE_LIMIT_KEY_PREFIX may hold only letters, digits and . _ : - (at most 64 characters).',
+    );
+  }
+
   const portalPublic =
     readUrl(env, 'PORTAL_PUBLIC_URL', ['http:', 'https:'], problems) ??
     `http://localhost:${portalHttp}`;
@@ -138,6 +175,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     redisUrl,
     logLevel,
     trustedProxies,
+    partnerRateLimit,
     portal: {
       httpPort: portalHttp,
       mtlsPort: portalMtls,
@@ -169,6 +207,25 @@ function readPort(env: Env, name: string, fallback: number, problems: string[]):
   // 0 asks the OS for a free port; tests use it.
   if (!/^\d+$/.test(raw) || !Number.isInteger(n) || n < 0 || n > 65535) {
     problems.push(`${name} must be a port number between 0 and 65535 (got "${raw}").`);
+    return fallback;
+  }
+  return n;
+}
+
+/** A whole number from `min` to `max`. */
+function readCount(
+  env: Env,
+  name: string,
+  fallback: number,
+  max: number,
+  problems: string[],
+  min = 1,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max) {
+    problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}").`);
     return fallback;
   }
   return n;

@@ -22,6 +22,8 @@ export interface PartnerAddOptions {
    * `soglasie_consent` authorization details entry the consent screen shows.
    */
   portalConnect?: { client_ref_label: string; request: Record<string, unknown> } | undefined;
+  /** Its own partner API rate limit (requests per window) instead of the portal's default. */
+  rateLimit?: number | undefined;
 }
 
 export interface PartnerFiles {
@@ -74,6 +76,7 @@ export async function partnerAdd(
         csr: csr.csrPem,
         ...(opts.senderConstraint ? { sender_constraint: opts.senderConstraint } : {}),
         ...(opts.portalConnect ? { portal_connect: opts.portalConnect } : {}),
+        ...(opts.rateLimit ? { rate_limit: opts.rateLimit } : {}),
       }),
       signal: AbortSignal.timeout(10_000),
     });

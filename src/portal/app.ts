@@ -4,6 +4,7 @@ import { createHttpApp } from '../platform/http/app-factory.js';
 import { createSessionStore, type SessionTables } from '../platform/http/session.store.js';
 import { createAttemptLimiter, type AttemptTables } from '../platform/limits/attempt-limiter.js';
 import { registerLoginRoutes, type LoginEvent } from '../platform/login/login-routes.js';
+import { deviceCookieName } from '../platform/login/device.js';
 import { registerDevOutbox } from '../platform/notify/dev-outbox.routes.js';
 import { createOneTimeCodes, type OneTimeCodeTables } from '../platform/otp/one-time-codes.js';
 import type { ServiceRuntime } from '../platform/runtime/service-runtime.js';
@@ -19,6 +20,9 @@ import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import { BadRequestError } from '../platform/http/errors.js';
 import { createAuditLog, type AuditTables } from '../platform/audit/audit-log.js';
+import { AUDIT_PSEUDONYM_KEY, loadAuditSigner } from '../platform/audit/audit-key.js';
+import { createAuditTree } from '../platform/audit/audit-tree.js';
+import { registerAuditRoutes } from './audit/audit.routes.js';
 import { createApiApp } from '../platform/http/api-app-factory.js';
 import { mountRawHandler } from '../platform/http/provider-mount.js';
 import { createMtlsServerOptions } from '../platform/mtls/index.js';
@@ -33,15 +37,49 @@ import { createCitizenRecordService } from './data-api/citizen-records.service.j
 import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
 import { registerInteractionRoutes } from './oidc/interaction.routes.js';
 import { createOidcStore, type OidcTables } from './oidc/oidc.store.js';
-import { createProvider, dataApiResource, pairwiseSubject } from './oidc/provider.js';
-import { loadSigningKeys } from './oidc/signing-keys.js';
+import { createLiveProvider } from './oidc/live-provider.js';
+import { dataApiResource, pairwiseSubject } from './oidc/provider.js';
+import { createSigningKeys, JWKS_MAX_AGE_SECONDS } from './oidc/signing-keys.js';
 import { createTokenVerifier } from './partner-api/access-checks.js';
 import { createDpopChecker, deleteExpiredProofs, type DpopTables } from './partner-api/dpop.js';
 import { registerPartnerApiRoutes } from './partner-api/partner-api.routes.js';
 import { registerWebhookDeliveryRoutes } from './partner-api/webhook-deliveries.routes.js';
 import { registerAdminApi } from './partners/admin-api.routes.js';
+import {
+  createCertificateRevocations,
+  refuseRevokedCertificates,
+} from './partners/certificate-revocation.js';
+import {
+  createRevocationStore,
+  type RevocationTables,
+} from './partners/certificate-revocation.store.js';
 import { createPartnerService } from './partners/partner.service.js';
 import { createPartnerStore, type PartnerTables } from './partners/partner.store.js';
+import { createClientIpResolver } from '../platform/http/client-ip.js';
+import {
+  openCounterStore,
+  type RateLimitCounterTables,
+} from '../platform/limits/window-counters.js';
+import { createPartnerRateLimit } from './partner-api/rate-limit.js';
+import { registerBlockRoutes } from './security/blocks.routes.js';
+import { createIpBlockService } from './security/ip-block.service.js';
+import { createIpBlockStore, type IpBlockTables } from './security/ip-block.store.js';
+import path from 'node:path';
+import {
+  ANOMALY_CONFIG_FILE,
+  loadAnomalyConfig,
+  resolveAnomalyConfig,
+  type AnomalyOverrides,
+} from './security/anomaly-config.js';
+import {
+  createAnomalyService,
+  LOGIN_BLOCKED_MESSAGE,
+  type AnomalyService,
+} from './security/anomaly.service.js';
+import type { SecurityTables } from './security/anomaly.store.js';
+import { createAuditFeed } from './security/audit-feed.store.js';
+import { openCountryLookup } from './security/geo.js';
+import { registerSecurityCenterRoutes } from './security/security-center.routes.js';
 
 export const PORTAL_SITE = 'Госуслуги · песочница';
 const DATA_API_GUIDE = new URL('../../docs/data-api.md', import.meta.url);
@@ -51,6 +89,11 @@ export interface PortalOptions {
   pki?: Pki | undefined;
   /** Token for the loopback admin API (`soglasie partner add`); without it, no admin API. */
   adminToken?: string | undefined;
+  /**
+   * The anomaly rules (docs/security.md); default: `<data dir>/anomaly-rules.json` over
+   * the built-in defaults. Tests and benchmarks pass overrides here instead.
+   */
+  anomaly?: AnomalyOverrides | undefined;
 }
 
 /**
@@ -64,14 +107,18 @@ export async function buildPortalApp(
 ) {
   const { config, clock, ids, db } = runtime;
   const look = { site: PORTAL_SITE, theme: 'portal' as const, demo: config.demo };
-  const secure = config.mode === 'production';
+  // The browser-facing side is HTTPS when its public URL is (always in production):
+  // then HSTS, and Secure cookies (sessions and oidc-provider's), never over plain HTTP.
+  const secure = config.mode === 'production' || config.portal.publicUrl.startsWith('https:');
 
+  const sessionStore = createSessionStore(db as unknown as Kysely<SessionTables>);
   const app = await createHttpApp({
     service: 'portal',
     look,
     logger: runtime.logger,
     clock,
-    sessions: createSessionStore(db as unknown as Kysely<SessionTables>),
+    sessions: sessionStore,
+    publicUrl: config.portal.publicUrl,
     secureCookies: secure,
     trustedProxies: config.trustedProxies,
     health: () => runtime.database.ping(),
@@ -87,6 +134,16 @@ export async function buildPortalApp(
 
   const codes = createOneTimeCodes(db as unknown as Kysely<OneTimeCodeTables>, clock, ids);
   const limiter = createAttemptLimiter(db as unknown as Kysely<AttemptTables>, clock);
+  // The anomaly rules (security/anomaly.service.ts) are built once the consent service and
+  // the webhooks exist; the login flow reaches them through this.
+  const late: { anomaly?: AnomalyService } = {};
+  const device = { cookieName: deviceCookieName('portal', secure), secure };
+  /** The account as the login flow sees it, blocked while a security block is in force. */
+  const loginAccount = async (id: string) => {
+    const account = await citizens.loginAccount(id);
+    if (!account || account.blocked || !(await late.anomaly?.isBlocked(id))) return account;
+    return { ...account, blocked: true, blockedMessage: LOGIN_BLOCKED_MESSAGE };
+  };
   registerLoginRoutes(app, {
     look,
     clock,
@@ -95,20 +152,29 @@ export async function buildPortalApp(
     notifier: runtime.notifier,
     findAccount: async (identifier) => {
       const id = await citizens.findIdByIdentifier(identifier);
-      return id ? citizens.loginAccount(id) : undefined;
+      return id ? loginAccount(id) : undefined;
     },
-    loadAccount: (id) => citizens.loginAccount(id),
+    loadAccount: loginAccount,
     useTotpStep: (id, step) => citizens.useTotpStep(id, step),
     identifierLabel: 'Телефон, почта или СНИЛС',
     identifierHint: 'Например, +7 999 000-00-01',
     smsSender: 'Госуслуги',
     homePath: '/profile',
-    onEvent: (event: LoginEvent) => {
+    // Per account (5 failures) and per client address (IP_LOGIN_LIMITS): docs/security.md.
+    device,
+    totpDevices: {
+      sealer: runtime.sealer,
+      issuer: 'Госуслуги (песочница)',
+      reenrol: (id, enrolment) => citizens.reenrolTotp(id, enrolment),
+    },
+    screenLogin: async (attempt) => late.anomaly?.screenLogin(attempt) ?? { allow: true },
+    onEvent: async (event: LoginEvent) => {
       // Ids only: who tried is personal data we do not write to logs.
       runtime.logger.info(
         { event: event.type, account: 'accountId' in event ? event.accountId : undefined },
         'login event',
       );
+      await late.anomaly?.onLoginEvent(event);
     },
   });
 
@@ -121,6 +187,8 @@ export async function buildPortalApp(
     codes,
     limiter,
     notifier: runtime.notifier,
+    device,
+    notifyCitizen: createCitizenNotices({ citizens, notifier: runtime.notifier }),
   });
   if (runtime.outbox) registerDevOutbox(app, runtime.outbox);
 
@@ -164,33 +232,108 @@ export async function buildPortalApp(
       });
     },
   });
-  const audit = createAuditLog(db as unknown as Kysely<AuditTables>, clock);
+  // The audit log is a Merkle tree with signed checkpoints and proofs (docs/audit-log.md).
+  const audit = createAuditLog(db as unknown as Kysely<AuditTables>, clock, {
+    pseudonymKey: await serviceKey(runtime, AUDIT_PSEUDONYM_KEY),
+  });
+  const auditTree = createAuditTree(db as unknown as Kysely<AuditTables>, {
+    signer: await loadAuditSigner(
+      db as unknown as Kysely<ServiceKeyTables>,
+      runtime.keyring,
+      clock.now(),
+    ),
+    clock,
+  });
+  registerAuditRoutes(app, { tree: auditTree });
+  // Rate limits on the partner API and the IP blocks they lead to (docs/rate-limits.md):
+  // counters in Redis, else PostgreSQL, else (embedded PGlite, one process) memory.
+  const limits = config.partnerRateLimit;
+  const counters = await openCounterStore({
+    kind: runtime.database.kind,
+    db: db as unknown as Kysely<RateLimitCounterTables>,
+    redisUrl: config.redisUrl,
+    keyPrefix: limits.keyPrefix,
+    logger: runtime.logger,
+  });
+  app.addHook('onClose', () => counters.close());
+  const ipBlocks = createIpBlockService({
+    store: createIpBlockStore(db as unknown as Kysely<IpBlockTables>),
+    refusals: counters.windows('refusals', limits.blockWindowSeconds),
+    audit,
+    clock,
+    ids,
+    policy: {
+      blockAfter: limits.blockAfter,
+      windowSeconds: limits.blockWindowSeconds,
+      blockSeconds: limits.blockSeconds,
+    },
+  });
+  registerBlockRoutes(app, {
+    blocks: ipBlocks,
+    signedIn,
+    partnerName: (clientId) => partnerNameOf(clientId),
+  });
   const oidcStore = createOidcStore(db as unknown as Kysely<OidcTables>);
-  const jwks = await loadSigningKeys(oidcStore, runtime.sealer, clock);
+  // Token signing keys: next → current → retired, re-read every 30 s (docs/keys.md).
+  const signingKeys = createSigningKeys({
+    store: oidcStore,
+    sealer: runtime.sealer,
+    clock,
+    onEvent: (event) =>
+      audit.append({
+        actor: 'system',
+        action: event.type,
+        subject: event.type === 'signing_key.created' ? event.kid : event.to,
+        details:
+          event.type === 'signing_key.created'
+            ? { state: event.state }
+            : {
+                from: event.from,
+                next: event.next,
+                publish_until: event.publishUntil.toISOString(),
+              },
+      }),
+    onError: (err) => runtime.logger.error({ err }, 'cannot refresh the token signing keys'),
+  });
   const issuer = config.portal.publicUrl;
   const resource = dataApiResource(config.portal.mtlsUrl);
   const pairwiseKey = await serviceKey(runtime, 'pairwise-subjects');
-  const provider = createProvider({
+  const live = await createLiveProvider({
+    signingKeys,
+    logger: runtime.logger,
     issuer,
     mtlsUrl: config.portal.mtlsUrl,
     store: oidcStore,
     clock,
-    jwks,
     cookieKeys: [(await serviceKey(runtime, 'oidc-cookies')).toString('base64url')],
     secureCookies: secure,
     pairwiseKey,
     citizens,
     consents,
   });
+  // Interactions and models: any instance serves them; tokens are signed by live.handler.
+  const provider = live.provider;
   partnerNameOf = async (clientId) =>
     (await provider.Client.find(clientId))?.clientName ?? clientId;
-  const providerHandler = provider.callback();
-  await mountRawHandler(app, providerHandler, [
-    ['GET', '/.well-known/openid-configuration'],
-    ['GET', '/jwks'],
-    ['GET', '/auth'],
-    ['GET', '/auth/:uid'],
-  ]);
+  const providerHandler = live.handler;
+  await mountRawHandler(
+    app,
+    providerHandler,
+    [
+      ['GET', '/.well-known/openid-configuration'],
+      ['GET', '/auth'],
+      ['GET', '/auth/:uid'],
+    ],
+    { forwardedProto: secure ? 'https' : 'http' },
+  );
+  // The JWKS from the database, not the provider: the next key is published before it
+  // signs, and a retired one until the tokens it signed have expired (docs/keys.md).
+  app.get('/jwks', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .type('application/jwk-set+json; charset=utf-8')
+      .header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
+      .send({ keys: (await signingKeys.snapshot()).published }),
+  );
   // Partners authenticate with certificates: these endpoints live on the mTLS listener.
   for (const path of ['/token', '/request', '/token/introspection', '/token/revocation', '/me']) {
     app.route({
@@ -214,6 +357,7 @@ export async function buildPortalApp(
     confirmations,
     limiter,
     audit,
+    auditTree,
     clock,
     webhooks,
   });
@@ -261,6 +405,15 @@ export async function buildPortalApp(
       ids,
     });
   }
+  // Revoked partner certificates are refused on the mTLS listener at once.
+  const revocations = partners
+    ? createCertificateRevocations({
+        partners,
+        store: createRevocationStore(db as unknown as Kysely<RevocationTables>),
+        clock,
+        audit: (entry) => audit.append(entry),
+      })
+    : undefined;
   if (partners && options.adminToken) {
     registerAdminApi(app, {
       token: options.adminToken,
@@ -268,8 +421,46 @@ export async function buildPortalApp(
       caPem: options.pki!.caPem,
       issuer,
       mtlsUrl: config.portal.mtlsUrl,
+      revocations,
     });
   }
+
+  // Anomaly detection (docs/security.md): rules from the data dir or the options, hooked
+  // into the login flow above and the data API below; the security center shows the hits.
+  const security = createAnomalyService({
+    db: db as unknown as Kysely<SecurityTables & WebhookTables>,
+    config: options.anomaly
+      ? resolveAnomalyConfig(options.anomaly)
+      : loadAnomalyConfig(path.join(config.dataDir, ANOMALY_CONFIG_FILE)),
+    clock,
+    ids,
+    sealer: runtime.sealer,
+    geo: await openCountryLookup().catch((err: unknown) => {
+      runtime.logger.warn({ err }, 'no IP country database: the geography rule sees no countries');
+      return undefined;
+    }),
+    consents,
+    webhooks,
+    audit,
+    sessions: sessionStore,
+    notifyCitizen,
+    partnerName: (clientId) => partnerNameOf(clientId),
+    partnerByThumbprint: async (thumbprint) => {
+      const partner = await partners?.byThumbprint(thumbprint);
+      return partner ? { client_id: partner.client_id, name: partner.name } : undefined;
+    },
+    logger: runtime.logger,
+  });
+  late.anomaly = security;
+  registerSecurityCenterRoutes(app, {
+    anomaly: security,
+    auditFeed: createAuditFeed(db as never),
+    signedIn,
+    sessions: sessionStore,
+    citizens,
+    partnerName: (clientId) => partnerNameOf(clientId),
+    clock,
+  });
 
   let partnerApi: FastifyInstance | undefined;
   if (options.pki && partners) {
@@ -281,21 +472,41 @@ export async function buildPortalApp(
         keyPem: options.pki.serverKeyPem,
       }),
       look,
+      guard: createPartnerRateLimit({
+        resolveIp: createClientIpResolver(config.trustedProxies),
+        blocks: ipBlocks,
+        counters: counters.windows('partner', limits.windowSeconds),
+        partners,
+        defaultLimit: limits.requests,
+        burstPercent: limits.burstPercent,
+        clock,
+      }),
     });
-    await mountRawHandler(partnerApi, providerHandler, [
-      ['POST', '/token'],
-      ['POST', '/request'],
-      ['POST', '/token/introspection'],
-      ['POST', '/token/revocation'],
-      [['GET', 'POST'], '/me'],
-    ]);
+    // Before any route is added, so that it covers them all (the OAuth endpoints too).
+    partnerApi.addHook('onRequest', refuseRevokedCertificates(revocations!, runtime.logger));
+    await mountRawHandler(
+      partnerApi,
+      providerHandler,
+      [
+        ['POST', '/token'],
+        ['POST', '/request'],
+        ['POST', '/token/introspection'],
+        ['POST', '/token/revocation'],
+        [['GET', 'POST'], '/me'],
+      ],
+      { forwardedProto: 'https' },
+    );
     registerWebhookDeliveryRoutes(partnerApi, { partners, webhooks, audit });
     registerPartnerApiRoutes(partnerApi, {
       clock,
       publicUrl: config.portal.mtlsUrl,
       checkDpop: createDpopChecker(db as unknown as Kysely<DpopTables>, clock),
       verifyAccessToken: createTokenVerifier({
-        jwks: { keys: jwks.keys.map(publicJwk) },
+        // Every published key, as it changes: tokens of a retired key stay valid.
+        jwks: {
+          current: async () => (await signingKeys.snapshot()).published,
+          reload: async () => (await signingKeys.reload()).published,
+        },
         issuer,
         audience: resource,
         clock,
@@ -306,6 +517,7 @@ export async function buildPortalApp(
       records,
       audit,
       webhooks,
+      anomaly: security,
       verifyPartnerStatement: async (clientId, jws, typ) => {
         const client = await provider.Client.find(clientId);
         const jwks = client?.metadata().jwks as { keys: JWK[] } | undefined;
@@ -365,6 +577,8 @@ export async function buildPortalApp(
   const sweepArtefacts = async (now: Date) => ({
     oidc: await oidcStore.deleteExpired(now),
     dpop: await deleteExpiredProofs(db as unknown as Kysely<DpopTables>, now),
+    rateLimitCounters: await counters.sweep(),
+    ...(await security.sweep(now)),
   });
 
   return Object.assign(app, {
@@ -375,7 +589,16 @@ export async function buildPortalApp(
     partners,
     partnerApi,
     audit,
+    auditTree,
     webhooks,
+    ipBlocks,
+    /** Where the partner API's rate-limit counters live: 'redis', 'postgres' or 'memory'. */
+    rateLimitStore: counters.kind,
+    anomaly: security,
+    signingKeys,
+    /** The kid this instance signs tokens with now. */
+    signingKid: () => live.signingKid(),
+    revocations,
     sweepExpired,
   });
 }
@@ -387,14 +610,6 @@ async function serviceKey(runtime: ServiceRuntime<PortalDB>, name: string) {
     name,
     runtime.clock.now(),
   );
-}
-
-/** The public half of a private JWK. */
-function publicJwk(jwk: JWK): JWK {
-  const { kty, crv, x, y, n, e, kid, alg, use } = jwk;
-  return Object.fromEntries(
-    Object.entries({ kty, crv, x, y, n, e, kid, alg, use }).filter(([, v]) => v !== undefined),
-  ) as JWK;
 }
 
 export type PortalApp = Awaited<ReturnType<typeof buildPortalApp>>;

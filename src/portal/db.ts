@@ -9,7 +9,11 @@ import type { ConsentTables } from './consents/consent.store.js';
 import type { CitizenRecordTables } from './data-api/citizen-records.store.js';
 import type { OidcTables } from './oidc/oidc.store.js';
 import type { PartnerTables } from './partners/partner.store.js';
+import type { RevocationTables } from './partners/certificate-revocation.store.js';
 import type { DpopTables } from './partner-api/dpop.js';
+import type { RateLimitCounterTables } from '../platform/limits/window-counters.js';
+import type { IpBlockTables } from './security/ip-block.store.js';
+import type { SecurityTables } from './security/anomaly.store.js';
 
 export type PortalDB = SessionTables &
   AttemptTables &
@@ -19,7 +23,11 @@ export type PortalDB = SessionTables &
   CitizenRecordTables &
   OidcTables &
   PartnerTables &
+  RevocationTables &
   ConsentTables &
   AuditTables &
   DpopTables &
-  WebhookTables;
+  WebhookTables &
+  RateLimitCounterTables &
+  IpBlockTables &
+  SecurityTables;

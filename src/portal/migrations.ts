@@ -1,13 +1,21 @@
 import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../platform/db/index.js';
-import { createAuditTables } from '../platform/audit/audit-log.js';
+import { addAuditMerkle, createAuditTables } from '../platform/audit/audit-log.js';
 import { platformMigration } from '../platform/runtime/platform-migrations.js';
 import { createWebhookTables } from '../platform/webhooks/index.js';
 import { addConsentOrigin, createConsentTables } from './consents/consent.store.js';
 import { createCitizenRecordTables } from './data-api/citizen-records.store.js';
-import { createOidcTables } from './oidc/oidc.store.js';
-import { addPortalConnect, createPartnerTables } from './partners/partner.store.js';
+import { addSigningKeyLifecycle, createOidcTables } from './oidc/oidc.store.js';
+import { createRevocationTables } from './partners/certificate-revocation.store.js';
+import {
+  addPartnerRateLimit,
+  addPortalConnect,
+  createPartnerTables,
+} from './partners/partner.store.js';
 import { createDpopTables } from './partner-api/dpop.js';
+import { createRateLimitCounterTables } from '../platform/limits/window-counters.js';
+import { createIpBlockTables } from './security/ip-block.store.js';
+import { createSecurityTables } from './security/anomaly.store.js';
 
 /** The portal's schema, in order. Never edit a migration that has shipped; add one. */
 export const portalMigrations: Record<string, Migration> = {
@@ -76,6 +84,32 @@ export const portalMigrations: Record<string, Migration> = {
     async up(db: Kysely<never>) {
       await addConsentOrigin(db);
       await addPortalConnect(db);
+    },
+  },
+  '0007_rate_limits': {
+    async up(db: Kysely<never>) {
+      await addPartnerRateLimit(db);
+      await createRateLimitCounterTables(db);
+      await createIpBlockTables(db);
+    },
+  },
+  '0008_audit_merkle': {
+    async up(db: Kysely<never>) {
+      // Every audit entry becomes a leaf of a Merkle tree; signed checkpoints (issue 5).
+      await addAuditMerkle(db);
+    },
+  },
+  // Anomaly alerts, login blocks, login history, shared read counters; TOTP device binding.
+  '0009_security_alerts': {
+    async up(db: Kysely<never>) {
+      await createSecurityTables(db);
+    },
+  },
+  '0010_keys_and_revocation': {
+    async up(db: Kysely<never>) {
+      // Signing keys: next → current → retired (docs/keys.md); revoked partner certificates.
+      await addSigningKeyLifecycle(db);
+      await createRevocationTables(db);
     },
   },
 };

@@ -91,7 +91,7 @@ describe.each(testEngines())('J1: connect a partner from the portal [$name]', (e
   let bank: Awaited<ReturnType<typeof partnerClient>>;
   let mtlsUrl: string;
   let receiver: http.Server;
-  const received: { type: string; data: Record<string, unknown> }[] = [];
+  const received: { type: string; timestamp: string; data: Record<string, unknown> }[] = [];
   let databases: { url: string; drop(): Promise<void> }[] = [];
 
   beforeAll(async () => {
@@ -356,10 +356,16 @@ describe.each(testEngines())('J1: connect a partner from the portal [$name]', (e
       (await browser.request(`/access/${consentId}/resume`, { form: { _csrf: csrf } })).status,
     ).toBe(200);
     expect((await read(tokens.access_token, url)).status).toBe(200);
+    // Deliveries are concurrent (Standard Webhooks promise no order): order by `timestamp`.
     await expect
-      .poll(() => received.filter((e) => e.data.consent_id === consentId).map((e) => e.type), {
-        timeout: 15_000,
-      })
+      .poll(
+        () =>
+          received
+            .filter((e) => e.data.consent_id === consentId)
+            .sort((a, b) => a.timestamp.localeCompare(b.timestamp))
+            .map((e) => e.type),
+        { timeout: 15_000 },
+      )
       .toEqual(['consent.granted', 'consent.paused', 'consent.resumed']);
   });
 

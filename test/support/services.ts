@@ -83,6 +83,8 @@ export async function testBank(engine: TestEngine) {
 export class Browser {
   cookies = new Map<string, string>();
   lastPage = '';
+  /** The client address the app sees (request.ip), e.g. to test per-IP rules. */
+  remoteAddress: string | undefined;
 
   constructor(private readonly app: FastifyInstance) {}
 
@@ -104,6 +106,7 @@ export class Browser {
       method: 'GET',
       url,
       headers: { accept: 'text/html', cookie: this.cookieHeader },
+      ...(this.remoteAddress ? { remoteAddress: this.remoteAddress } : {}),
     });
     this.#remember(res);
     if (res.headers['content-type']?.toString().startsWith('text/html')) this.lastPage = res.body;
@@ -130,6 +133,7 @@ export class Browser {
         'content-type': 'application/x-www-form-urlencoded',
         cookie: this.cookieHeader,
       },
+      ...(this.remoteAddress ? { remoteAddress: this.remoteAddress } : {}),
     });
     this.#remember(res);
     if (res.headers['content-type']?.toString().startsWith('text/html')) this.lastPage = res.body;

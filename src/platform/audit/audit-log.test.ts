@@ -7,7 +7,18 @@ import {
 } from '../../../test/support/databases.js';
 import { manualClock } from '../clock.js';
 import { migrateToLatest } from '../db/index.js';
-import { createAuditLog, createAuditTables, type AuditLog, type AuditTables } from './audit-log.js';
+import {
+  addAuditMerkle,
+  createAuditLog,
+  createAuditTables,
+  type AuditLog,
+  type AuditTables,
+} from './audit-log.js';
+
+const AUDIT_MIGRATIONS = {
+  '0001_audit': { up: (db: Kysely<never>) => createAuditTables(db) },
+  '0002_audit_merkle': { up: (db: Kysely<never>) => addAuditMerkle(db) },
+};
 
 describeEachEngine('audit log', (engine) => {
   let database: FreshDatabase<AuditTables>;
@@ -17,9 +28,7 @@ describeEachEngine('audit log', (engine) => {
   beforeEach(async () => {
     clock = manualClock('2026-12-01T09:00:00Z');
     database = await freshDatabase<AuditTables>(engine);
-    await migrateToLatest(database, {
-      '0001_audit': { up: (db: Kysely<never>) => createAuditTables(db) },
-    });
+    await migrateToLatest(database, AUDIT_MIGRATIONS);
     audit = createAuditLog(database.db, clock);
   });
   afterEach(async () => {
@@ -106,9 +115,7 @@ describeEachEngine('audit log group commit', (engine) => {
   it('writes many concurrent appends in a few transactions, each durable before it resolves', async () => {
     const database = await freshDatabase<AuditTables>(engine);
     try {
-      await migrateToLatest(database, {
-        '0001_audit': { up: (db: Kysely<never>) => createAuditTables(db) },
-      });
+      await migrateToLatest(database, AUDIT_MIGRATIONS);
       let inserts = 0;
       const counted = database.db.withPlugin({
         transformQuery(args) {

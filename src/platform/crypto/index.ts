@@ -15,9 +15,15 @@ export {
 } from './key-encryption-key.js';
 export {
   KEK_FILE_FORMAT,
+  LIVE_KEYRING_RECHECK_MS,
   addKeyVersion,
+  listKeyVersions,
   openFileKeyring,
+  openLiveFileKeyring,
+  removeKeyVersions,
   type KekFileOptions,
+  type LiveKeyring,
+  type LiveKeyringOptions,
 } from './kek-file.js';
 export type { Plaintext } from './aead.js';
 export { createSealer, recordAad, type Sealer } from './envelope.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
 import { decodeBase64Strict, encodeBase64 } from './base64.js';
@@ -186,7 +186,8 @@ async function createKekFile(path: string, clock: Clock): Promise<void> {
  * (ERR_KEK_FILE_CORRUPT), and never modifies an existing file.
  *
  * The keyring is a snapshot: after `addKeyVersion`, running processes keep
- * wrapping with the old version until they reopen the file.
+ * wrapping with the old version until they reopen the file. Services use
+ * openLiveFileKeyring, which follows the file.
  */
 export async function openFileKeyring(
   path: string,
@@ -204,15 +205,11 @@ export async function openFileKeyring(
 }
 
 /**
- * Appends a new key version (highest version + 1), which becomes current for
- * keyrings opened afterwards. Old versions stay so that existing data still
- * opens. Returns the new version number.
- *
- * A lock file guards against two concurrent rotations each writing its own
- * "version n+1", which would lose whichever key was written first.
+ * Runs `fn` holding `<path>.lock`, created exclusively. It guards against two
+ * concurrent rotations each writing its own "version n+1", which would lose
+ * whichever key was written first.
  */
-export async function addKeyVersion(path: string, options: KekFileOptions = {}): Promise<number> {
-  requirePath(path);
+async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
   const lockPath = `${path}.lock`;
   let lock;
   try {
@@ -227,27 +224,196 @@ export async function addKeyVersion(path: string, options: KekFileOptions = {}):
   }
   try {
     await lock.writeFile(`${process.pid}\n`);
-    const entries = await readKekFile(path);
-    if (entries === undefined) {
-      // Creating a fresh file here would hide a mistyped path from the operator.
-      throw Object.assign(new Error(`KEK file ${path} does not exist; nothing to rotate`), {
-        code: 'ENOENT',
-      });
-    }
-    const version = Math.max(...entries.map((entry) => entry.version)) + 1;
-    const clock = options.clock ?? systemClock;
-    entries.push({ version, key: generateKey(), createdAt: clock.now().toISOString() });
-    const temp = await writeTempFile(path, serializeKekFile(entries));
-    try {
-      await rename(temp, path);
-    } catch (error) {
-      await unlink(temp).catch(() => {});
-      throw error;
-    }
-    await syncDirectory(dirname(path));
-    return version;
+    return await fn();
   } finally {
     await lock.close();
     await unlink(lockPath).catch(() => {});
   }
+}
+
+async function readExisting(path: string, what: string): Promise<KeyEntry[]> {
+  const entries = await readKekFile(path);
+  if (entries === undefined) {
+    // Creating a fresh file here would hide a mistyped path from the operator.
+    throw Object.assign(new Error(`KEK file ${path} does not exist; nothing to ${what}`), {
+      code: 'ENOENT',
+    });
+  }
+  return entries;
+}
+
+/** Replaces the file with `entries` (temp file, fsync, rename, fsync the directory). */
+async function replaceKekFile(path: string, entries: readonly KeyEntry[]): Promise<void> {
+  const temp = await writeTempFile(path, serializeKekFile(entries));
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/**
+ * Appends a new key version (highest version + 1), which becomes current for
+ * keyrings opened afterwards (and for live keyrings at their next check). Old
+ * versions stay so that existing data still opens. Returns the new version.
+ */
+export async function addKeyVersion(path: string, options: KekFileOptions = {}): Promise<number> {
+  requirePath(path);
+  return withLock(path, async () => {
+    const entries = await readExisting(path, 'rotate');
+    const version = Math.max(...entries.map((entry) => entry.version)) + 1;
+    const clock = options.clock ?? systemClock;
+    entries.push({ version, key: generateKey(), createdAt: clock.now().toISOString() });
+    await replaceKekFile(path, entries);
+    return version;
+  });
+}
+
+/** The versions in the file and when each was made; no key material. */
+export async function listKeyVersions(
+  path: string,
+): Promise<{ version: number; createdAt: string; current: boolean }[]> {
+  requirePath(path);
+  const entries = await readExisting(path, 'list');
+  const current = Math.max(...entries.map((entry) => entry.version));
+  return entries.map(({ version, createdAt }) => ({
+    version,
+    createdAt,
+    current: version === current,
+  }));
+}
+
+/**
+ * Removes old key versions from the file for good. The caller must have made sure
+ * that nothing stored is wrapped by them any more (see platform/keys): data wrapped
+ * by a removed version can never be opened again. The current (highest) version is
+ * never removed. Returns the versions actually removed.
+ */
+export async function removeKeyVersions(
+  path: string,
+  versions: readonly number[],
+): Promise<number[]> {
+  requirePath(path);
+  return withLock(path, async () => {
+    const entries = await readExisting(path, 'retire');
+    const current = Math.max(...entries.map((entry) => entry.version));
+    if (versions.includes(current)) {
+      throw new TypeError(`key version ${current} is the current one and cannot be retired`);
+    }
+    const kept = entries.filter((entry) => !versions.includes(entry.version));
+    const removed = entries.filter((entry) => versions.includes(entry.version));
+    if (removed.length > 0) await replaceKekFile(path, kept);
+    return removed.map((entry) => entry.version);
+  });
+}
+
+export interface LiveKeyringOptions extends KekFileOptions {
+  /**
+   * How often (at most) a wrap checks whether the file changed, in ms; default 5 s.
+   * An unwrap that meets an unknown version re-reads the file at once (at most once a
+   * second), so data re-wrapped by another process under a new version always opens.
+   */
+  recheckMs?: number;
+  /** Told when re-reading the file fails; the keyring then keeps its last good keys. */
+  onReloadError?: (error: unknown) => void;
+}
+
+/** A file keyring that follows the file: see openLiveFileKeyring. */
+export interface LiveKeyring extends KeyEncryptionKeyring {
+  /** The versions it holds now. */
+  readonly versions: readonly number[];
+  /** Re-reads the file now (e.g. after addKeyVersion in the same process). */
+  reload(): Promise<void>;
+}
+
+export const LIVE_KEYRING_RECHECK_MS = 5_000;
+const UNKNOWN_VERSION_RELOAD_MS = 1_000;
+
+/**
+ * Like openFileKeyring, but keeps following the file, so that a running service takes
+ * part in a KEK rotation done by another process (`soglasie keys rotate`):
+ * - an unwrap naming a version it lacks re-reads the file and tries again, so reads
+ *   never fail while data is being re-wrapped under the new version;
+ * - wraps notice a new version within `recheckMs` and use it from then on.
+ * A version removed from the file is dropped at the next re-read. Reading errors keep
+ * the last good keys (they are reported to `onReloadError`).
+ */
+export async function openLiveFileKeyring(
+  path: string,
+  options: LiveKeyringOptions = {},
+): Promise<LiveKeyring> {
+  requirePath(path);
+  await openFileKeyring(path, options); // creates the file on first use
+  const recheckMs = options.recheckMs ?? LIVE_KEYRING_RECHECK_MS;
+  let entries = await readExisting(path, 'open');
+  let keyring = keyringFromKeys(entries);
+  let identity = await fileIdentity(path);
+  let checkedAt = Date.now();
+  let unknownReloadAt = 0;
+  let reloading: Promise<void> | undefined;
+
+  const load = async () => {
+    const fresh = await readExisting(path, 'open');
+    const freshIdentity = await fileIdentity(path);
+    keyring = keyringFromKeys(fresh);
+    entries = fresh;
+    identity = freshIdentity;
+  };
+  const reload = () =>
+    (reloading ??= load().finally(() => {
+      reloading = undefined;
+    }));
+
+  async function checkForChange(): Promise<void> {
+    if (Date.now() - checkedAt < recheckMs) return;
+    checkedAt = Date.now();
+    try {
+      if ((await fileIdentity(path)) !== identity) await reload();
+    } catch (error) {
+      options.onReloadError?.(error);
+    }
+  }
+
+  return Object.freeze({
+    get currentVersion() {
+      return keyring.currentVersion;
+    },
+    get versions() {
+      return entries.map((entry) => entry.version);
+    },
+    reload,
+    async wrap(dataKey: Buffer) {
+      await checkForChange();
+      return keyring.wrap(dataKey);
+    },
+    async unwrap(version: number, wrapped: Buffer) {
+      const known = () => entries.some((entry) => entry.version === version);
+      // A version not seen yet: re-read the file (someone may be re-wrapping under it).
+      // Rate-limited, so a forged version number cannot make every read hit the disk;
+      // a read that comes within the limit waits for the next re-read instead of failing.
+      for (let attempt = 0; attempt < 2 && !known(); attempt++) {
+        if (reloading) {
+          await reloading.catch(() => {});
+          continue;
+        }
+        const wait = unknownReloadAt + UNKNOWN_VERSION_RELOAD_MS - Date.now();
+        if (wait > 0) {
+          await new Promise((resolve) => setTimeout(resolve, wait));
+          if (known() || reloading) continue;
+        }
+        unknownReloadAt = Date.now();
+        await reload().catch((error: unknown) => options.onReloadError?.(error));
+      }
+      // Throws ERR_KEK_UNKNOWN_VERSION if the file does not have it either.
+      return keyring.unwrap(version, wrapped);
+    },
+  });
+}
+
+/** Changes whenever the file is replaced (rename gives a new inode) or rewritten. */
+async function fileIdentity(path: string): Promise<string> {
+  const stats = await stat(path);
+  return `${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 }

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { ServerOptions } from 'node:https';
 import type { Logger } from 'pino';
@@ -15,6 +15,11 @@ export interface ApiAppOptions {
   bodyLimit?: number;
   /** The title of its /openapi.json. */
   title?: string;
+  /**
+   * Runs first on every request, unknown paths and raw handlers included, before any
+   * body is read: rate limits and IP blocks. Throw an AppError to refuse.
+   */
+  guard?: (request: FastifyRequest) => Promise<void>;
 }
 
 /**
@@ -39,6 +44,8 @@ export function createApiApp(opts: ApiAppOptions): FastifyInstance {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
   });
+  const guard = opts.guard;
+  if (guard) app.addHook('onRequest', async (request) => guard(request));
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply, opts.look));
   app.setNotFoundHandler((request, reply) =>
     sendError(new NotFoundError('No such endpoint.'), request, reply, opts.look),

@@ -23,7 +23,12 @@ export interface HttpAppOptions {
   logger: Logger;
   clock: Clock;
   sessions: SessionStore;
-  /** Secure cookies and HSTS: off only for demo and tests on plain HTTP. */
+  /**
+   * The address browsers use. When it is https, responses carry HSTS and cookies are
+   * `Secure`; over plain HTTP (the demo on loopback) neither.
+   */
+  publicUrl?: string;
+  /** `Secure` cookies even without an https publicUrl (production always has one). */
   secureCookies: boolean;
   /** Addresses whose X-Forwarded-For is believed; nothing else is. */
   trustedProxies: readonly string[];
@@ -62,6 +67,10 @@ export async function createHttpApp(opts: HttpAppOptions) {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = createMetrics(opts.service);
+  // HSTS is meaningful only over HTTPS (RFC 6797 §7.2) and must never pin a plain-HTTP
+  // demo origin; Secure cookies go with it, and with production whatever the URL says.
+  const https = opts.publicUrl?.startsWith('https:') ?? false;
+  const secureCookies = opts.secureCookies || https;
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -93,7 +102,7 @@ export async function createHttpApp(opts: HttpAppOptions) {
         baseUri: ["'none'"],
       },
     },
-    hsts: opts.secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    hsts: https ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'no-referrer' },
     // Older browsers ignore frame-ancestors: no framing there either.
     frameguard: { action: 'deny' },
@@ -102,8 +111,8 @@ export async function createHttpApp(opts: HttpAppOptions) {
   installSessions(app as unknown as FastifyInstance, {
     store: opts.sessions,
     clock: opts.clock,
-    cookieName: opts.secureCookies ? `__Host-${opts.service}_session` : `${opts.service}_session`,
-    secure: opts.secureCookies,
+    cookieName: secureCookies ? `__Host-${opts.service}_session` : `${opts.service}_session`,
+    secure: secureCookies,
   });
 
   app.decorateReply('page', function (this: FastifyReply, vnode: VNode<unknown>, status = 200) {

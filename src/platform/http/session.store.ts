@@ -90,6 +90,14 @@ export function createSessionStore(db: Kysely<SessionTables>) {
     async delete(id: string): Promise<void> {
       await db.deleteFrom('http_sessions').where('id', '=', id).execute();
     },
+    /** Ends every session of a user at once (e.g. the security rules blocked the account). */
+    async deleteForUser(userId: string): Promise<number> {
+      const result = await db
+        .deleteFrom('http_sessions')
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
     async deleteExpired(now: Date): Promise<number> {
       const result = await db
         .deleteFrom('http_sessions')

@@ -42,11 +42,34 @@ export const LOGIN_LIMITS: AttemptLimits = {
   lockMs: 15 * 60_000,
 };
 
+/**
+ * Failures from one client address, whichever accounts they were against: a password
+ * spray (one password tried on many accounts) never trips a per-account lock, this does.
+ * Generous enough for many people behind one NAT: 30 failures in 15 min → 15 min lock.
+ */
+export const IP_LOGIN_LIMITS: AttemptLimits = {
+  maxFailures: 30,
+  windowMs: 15 * 60_000,
+  lockMs: 15 * 60_000,
+};
+
+export interface AttemptLimiter {
+  /** Throws TooManyAttemptsError while `key` is locked. */
+  assertAllowed(key: string): Promise<void>;
+  /** Counts one failure; reports whether this failure caused a lock. */
+  recordFailure(key: string): Promise<{ failures: number; locked: boolean }>;
+  /** Drops counters whose window began before `before` and that lock nothing now. */
+  forgetStale(before: Date): Promise<number>;
+  reset(key: string): Promise<void>;
+  /** The same counters (same table) under other limits, e.g. per client address. */
+  withLimits(limits: AttemptLimits): AttemptLimiter;
+}
+
 export function createAttemptLimiter(
   db: Kysely<AttemptTables>,
   clock: Clock,
   limits: AttemptLimits = LOGIN_LIMITS,
-) {
+): AttemptLimiter {
   return {
     /** Throws TooManyAttemptsError while `key` is locked. */
     async assertAllowed(key: string): Promise<void> {
@@ -99,7 +122,9 @@ export function createAttemptLimiter(
     async reset(key: string): Promise<void> {
       await db.deleteFrom('attempt_counters').where('key', '=', key).execute();
     },
+
+    withLimits(other: AttemptLimits): AttemptLimiter {
+      return createAttemptLimiter(db, clock, other);
+    },
   };
 }
-
-export type AttemptLimiter = ReturnType<typeof createAttemptLimiter>;

@@ -86,6 +86,88 @@ export function CodePage(props: {
 }
 
 /**
+ * A TOTP login from a device other than the one the app was enrolled on, step 1: the
+ * SMS code proves the phone before the app is enrolled again on this device.
+ */
+export function DeviceCodePage(props: {
+  look: Look;
+  csrf: string;
+  maskedPhone: string;
+  error?: string | undefined;
+  notice?: string | undefined;
+}) {
+  return (
+    <Layout {...props.look} title="Вход с нового устройства">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      {props.notice ? <Alert kind="info">{props.notice}</Alert> : null}
+      <form class="card" method="post" action="/login/device" autocomplete="off">
+        <CsrfField token={props.csrf} />
+        <p data-testid="device-new">
+          Приложение-аутентификатор подключено на другом устройстве. Чтобы входить с этого
+          устройства, подключите приложение заново. Сначала подтвердите вход кодом из SMS,
+          отправленного на номер {props.maskedPhone}.
+        </p>
+        <OneTimeCodeInput />
+      </form>
+      <form method="post" action="/login/device/resend">
+        <CsrfField token={props.csrf} />
+        <button type="submit" class="secondary" data-testid="otp-resend">
+          Отправить код ещё раз
+        </button>
+      </form>
+      <p>
+        <a href="/login">Войти под другой учётной записью</a>
+      </p>
+    </Layout>
+  );
+}
+
+/** Step 2: a new secret for the app; its first code binds it to this device and logs in. */
+export function DeviceEnrolPage(props: {
+  look: Look;
+  csrf: string;
+  secret: string;
+  qrDataUrl: string;
+  error?: string | undefined;
+  notice?: string | undefined;
+}) {
+  return (
+    <Layout {...props.look} title="Подключение приложения на новом устройстве">
+      {props.error ? <Alert kind="error">{props.error}</Alert> : null}
+      {props.notice ? <Alert kind="info">{props.notice}</Alert> : null}
+      <form class="card" method="post" action="/login/device/totp" autocomplete="off">
+        <CsrfField token={props.csrf} />
+        <p>
+          Отсканируйте QR-код в приложении-аутентификаторе или введите ключ вручную, затем введите
+          код из приложения. Прежняя привязка перестанет действовать.
+        </p>
+        <img class="qr" src={props.qrDataUrl} alt="QR-код для приложения" />
+        <p>
+          Ключ: <code data-testid="totp-secret">{props.secret}</code>
+        </p>
+        <label for="code">Код из приложения</label>
+        <input
+          type="text"
+          id="code"
+          name="code"
+          inputmode="numeric"
+          autocomplete="one-time-code"
+          pattern="[0-9]{6}"
+          maxLength={6}
+          required
+          data-testid="totp-code"
+        />
+        <div>
+          <button type="submit" data-testid="totp-confirm">
+            Подключить и войти
+          </button>
+        </div>
+      </form>
+    </Layout>
+  );
+}
+
+/**
  * The one-time code field and its button (page hooks `otp-code`, `otp-submit`), with a
  * line saying where the code comes from when `hint` is given.
  */

@@ -6,7 +6,7 @@ import type { Config } from '../../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import {
   createSealer,
-  openFileKeyring,
+  openLiveFileKeyring,
   type KeyEncryptionKeyring,
   type Sealer,
 } from '../crypto/index.js';
@@ -53,16 +53,20 @@ export interface OpenRuntimeOptions<DB> {
 export async function openServiceRuntime<DB>(
   opts: OpenRuntimeOptions<DB>,
 ): Promise<ServiceRuntime<DB>> {
-  const { service, config } = opts;
+  const { service, config, logger } = opts;
   const serviceConfig = config[service];
 
   if (!opts.keyring || (!opts.database && !serviceConfig.databaseUrl)) {
     ensureDataDir(config.dataDir);
   }
-  const { logger } = opts;
   const clock = opts.clock ?? systemClock;
+  // The live keyring follows the file, so a running service takes part in a KEK rotation
+  // done by `soglasie keys rotate` in another process (docs/keys.md).
   const keyring =
-    opts.keyring ?? (await openFileKeyring(path.join(config.dataDir, `${service}-kek.json`)));
+    opts.keyring ??
+    (await openLiveFileKeyring(kekFilePath(config.dataDir, service), {
+      onReloadError: (err) => logger.error({ err }, 'cannot re-read the KEK file'),
+    }));
   const database =
     opts.database ??
     (await openDatabase<DB>({
@@ -99,6 +103,11 @@ export async function openServiceRuntime<DB>(
     await database.close();
     throw err;
   }
+}
+
+/** `<data dir>/<service>-kek.json`: the service's key-encryption keys. */
+export function kekFilePath(dataDir: string, service: ServiceName): string {
+  return path.join(dataDir, `${service}-kek.json`);
 }
 
 export class DataDirError extends Error {

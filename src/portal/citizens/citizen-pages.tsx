@@ -151,6 +151,8 @@ export function SecurityPage(props: {
   chrome: Chrome;
   csrf: string;
   citizen: Citizen;
+  /** Whether this browser is the one the authenticator app is bound to. */
+  thisDevice?: boolean;
   maskedPhone: string;
   enrolment?: { qrDataUrl: string; secret: string } | undefined;
   error?: string | undefined;
@@ -168,6 +170,13 @@ export function SecurityPage(props: {
             ? `Код из приложения-аутентификатора (${citizen.totpDevice ?? 'устройство'}).`
             : `Код по SMS на номер ${props.maskedPhone}.`}
         </p>
+        {citizen.secondFactor === 'totp' ? (
+          <p class="hint" data-testid="totp-device">
+            {props.thisDevice
+              ? 'Приложение привязано к этому устройству. Чтобы войти с другого, понадобится подключить приложение заново с подтверждением по SMS.'
+              : 'Приложение привязано к другому устройству. При входе с этого устройства понадобится подключить приложение заново с подтверждением по SMS.'}
+          </p>
+        ) : null}
         {citizen.secondFactor === 'totp' ? (
           <form method="post" action="/security/totp/remove">
             <CsrfField token={props.csrf} />

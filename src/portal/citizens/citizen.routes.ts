@@ -10,6 +10,12 @@ import {
 } from '../../platform/crypto/index.js';
 import { ForbiddenError } from '../../platform/http/errors.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
+import {
+  deviceHash,
+  ensureDeviceId,
+  readDeviceId,
+  type DeviceCookieOptions,
+} from '../../platform/login/device.js';
 import { limiterKey, maskPhone, requireLogin } from '../../platform/login/login-routes.js';
 import type { Notifier } from '../../platform/notify/notifier.js';
 import type { OneTimeCodes } from '../../platform/otp/one-time-codes.js';
@@ -28,6 +34,10 @@ export interface CitizenRoutesDeps {
   limiter: AttemptLimiter;
   notifier: Notifier;
   look: Pick<LayoutProps, 'site' | 'theme' | 'demo'>;
+  /** The device cookie an authenticator app is bound to at enrolment. */
+  device: DeviceCookieOptions;
+  /** Tells the citizen of changes to how they log in (ASVS 2.2.3). */
+  notifyCitizen: (citizenId: string, subject: string, text: string) => Promise<void>;
 }
 
 const CsrfOnly = Type.Object({ _csrf: Type.String({ maxLength: 128 }) });
@@ -36,6 +46,9 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
   const { citizens } = deps;
 
   const signedIn = deps.signedIn;
+  // A lost notice must not undo the change it reports.
+  const notify = (citizenId: string, subject: string, text: string) =>
+    deps.notifyCitizen(citizenId, subject, text).catch(() => undefined);
 
   const securityPage = async (
     request: FastifyRequest,
@@ -58,11 +71,13 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
           ),
         }
       : undefined;
+    const presented = readDeviceId(request, deps.device);
     return reply.page(
       h(SecurityPage, {
         chrome: ctx.chrome,
         csrf: ctx.csrf,
         citizen: ctx.citizen,
+        thisDevice: presented !== undefined && deviceHash(presented) === ctx.citizen.totpDeviceHash,
         maskedPhone: maskPhone(ctx.personal.phone),
         enrolment,
         error: extra.error,
@@ -213,7 +228,9 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
       }
       const body = request.body as { code: string; device?: string };
       const device = body.device?.trim() || 'Приложение-аутентификатор';
-      const result = await citizens.enrollTotp(userId, secret, body.code, device);
+      // The app is bound to this browser: a TOTP login from any other re-enrols (by SMS).
+      const boundTo = deviceHash(ensureDeviceId(request, reply, deps.device));
+      const result = await citizens.enrollTotp(userId, secret, body.code, device, boundTo);
       if (result === 'wrong-code') {
         return securityPage(
           request,
@@ -226,6 +243,11 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
         );
       }
       await request.session.setData({ totpEnrolment: undefined });
+      await notify(
+        userId,
+        'Подключено приложение-аутентификатор',
+        'Госуслуги: к вашему аккаунту подключено приложение-аутентификатор; входить с кодом из него можно с устройства, на котором его подключили. Если это были не вы, обратитесь в службу поддержки.',
+      );
       return securityPage(request, reply, { notice: 'Приложение-аутентификатор подключено.' });
     },
   );
@@ -251,6 +273,11 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
       if (result === 'wrong-password') {
         return securityPage(request, reply, { error: 'Неверный пароль.' }, 400);
       }
+      await notify(
+        userId,
+        'Приложение-аутентификатор отключено',
+        'Госуслуги: приложение-аутентификатор отключено, коды для входа снова приходят по SMS. Если это были не вы, обратитесь в службу поддержки.',
+      );
       return securityPage(request, reply, { notice: 'Коды для входа снова приходят по SMS.' });
     },
   );
@@ -268,12 +295,7 @@ export function registerCitizenRoutes(app: FastifyInstance, deps: CitizenRoutesD
       return reply.page(h(StaffHomePage, { chrome: ctx.chrome, title, text }));
     });
 
-  staffHome(
-    'security',
-    '/security-center',
-    'Центр безопасности',
-    'Здесь появятся оповещения об аномалиях, блокировки и журнал аудита в реальном времени.',
-  );
+  // The security center (/security-center) is security/security-center.routes.ts.
   staffHome(
     'admin',
     '/admin',

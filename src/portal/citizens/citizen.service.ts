@@ -110,6 +110,7 @@ export function createCitizenService(deps: CitizenServiceDeps) {
         totpSecret: row.totp_secret
           ? await sealer.openText(parseSealed(row.totp_secret), totpAad(row.id))
           : undefined,
+        totpDeviceHash: row.totp_device_hash,
         blocked: row.blocked,
       };
     },
@@ -162,12 +163,16 @@ export function createCitizenService(deps: CitizenServiceDeps) {
 
     newTotpSecret: createTotpSecret,
 
-    /** Enrols an authenticator app once the citizen proves it shows the right code. */
+    /**
+     * Enrols an authenticator app once the citizen proves it shows the right code, bound
+     * to the browser it is enrolled from (`deviceHash`: its device cookie's hash).
+     */
     async enrollTotp(
       id: string,
       secret: string,
       code: string,
       device: string,
+      deviceHash: string,
     ): Promise<'enrolled' | 'wrong-code'> {
       const now = clock.now();
       const step = verifyTotp(secret, code, now);
@@ -175,11 +180,30 @@ export function createCitizenService(deps: CitizenServiceDeps) {
       await store.setTotp(id, {
         sealedSecret: serializeSealed(await sealer.seal(secret, totpAad(id))),
         device,
+        deviceHash,
         enrolledAt: now,
       });
       // The code used to enrol must not also log in.
       await store.useTotpStep(id, step);
       return 'enrolled';
+    },
+
+    /**
+     * A TOTP login from another device enrolled the app anew (after an SMS code and the
+     * new app's first code, checked by the login flow): the new secret, bound to that
+     * device, replaces the old one; `step` is the code that logs in, used once.
+     */
+    async reenrolTotp(
+      id: string,
+      enrolment: { secret: string; deviceHash: string; step: number },
+    ): Promise<void> {
+      await store.setTotp(id, {
+        sealedSecret: serializeSealed(await sealer.seal(enrolment.secret, totpAad(id))),
+        device: 'Приложение-аутентификатор',
+        deviceHash: enrolment.deviceHash,
+        enrolledAt: clock.now(),
+      });
+      await store.useTotpStep(id, enrolment.step);
     },
 
     /** Back to SMS codes; the password is asked again so a left-open session cannot do it. */

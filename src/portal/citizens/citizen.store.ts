@@ -16,6 +16,8 @@ export interface CitizenTable {
   totp_device: string | null;
   totp_enrolled_at: Date | null;
   totp_last_step: string | number | null;
+  /** The device the app was enrolled on (migration 0009; see platform/login/device.ts). */
+  totp_device_hash: string | null;
   blocked: boolean;
   personal: string;
   personal_updated_at: Date;
@@ -41,7 +43,7 @@ export interface CitizenTables {
   organization_members: OrganizationMemberTable;
 }
 
-export type NewCitizenRow = Omit<CitizenTable, 'totp_last_step'>;
+export type NewCitizenRow = Omit<CitizenTable, 'totp_last_step' | 'totp_device_hash'>;
 
 export interface Lookups {
   username?: string | undefined;
@@ -60,6 +62,7 @@ function toCitizen(row: CitizenTable): Citizen {
     secondFactor: row.second_factor,
     totpDevice: row.totp_device,
     totpEnrolledAt: row.totp_enrolled_at ? new Date(row.totp_enrolled_at) : null,
+    totpDeviceHash: row.totp_device_hash,
     blocked: row.blocked,
     personalUpdatedAt: new Date(row.personal_updated_at),
     createdAt: new Date(row.created_at),
@@ -107,14 +110,22 @@ export function createCitizenStore(db: Kysely<CitizenTables>) {
     async getCredentials(id: string) {
       return db
         .selectFrom('citizens')
-        .select(['id', 'password_hash', 'second_factor', 'totp_secret', 'blocked', 'personal'])
+        .select([
+          'id',
+          'password_hash',
+          'second_factor',
+          'totp_secret',
+          'totp_device_hash',
+          'blocked',
+          'personal',
+        ])
         .where('id', '=', id)
         .executeTakeFirst();
     },
 
     async setTotp(
       id: string,
-      totp: { sealedSecret: string; device: string; enrolledAt: Date } | null,
+      totp: { sealedSecret: string; device: string; deviceHash: string; enrolledAt: Date } | null,
     ): Promise<void> {
       await db
         .updateTable('citizens')
@@ -124,6 +135,7 @@ export function createCitizenStore(db: Kysely<CitizenTables>) {
                 second_factor: 'totp',
                 totp_secret: totp.sealedSecret,
                 totp_device: totp.device,
+                totp_device_hash: totp.deviceHash,
                 totp_enrolled_at: totp.enrolledAt,
                 totp_last_step: null,
               }
@@ -131,6 +143,7 @@ export function createCitizenStore(db: Kysely<CitizenTables>) {
                 second_factor: 'sms',
                 totp_secret: null,
                 totp_device: null,
+                totp_device_hash: null,
                 totp_enrolled_at: null,
                 totp_last_step: null,
               },

@@ -38,6 +38,8 @@ export interface Citizen {
   secondFactor: 'sms' | 'totp';
   totpDevice: string | null;
   totpEnrolledAt: Date | null;
+  /** SHA-256 of the device cookie of the browser the app was enrolled on (login binding). */
+  totpDeviceHash?: string | null | undefined;
   blocked: boolean;
   personalUpdatedAt: Date;
   createdAt: Date;

@@ -200,6 +200,8 @@ export interface AccessLogEntry {
   /** Russian name of the data category read. */
   category: string;
   fields: string[];
+  /** Its leaf in the audit log's Merkle tree: the proof is /access/log/proof/<leafIndex>. */
+  leafIndex: number;
 }
 
 /** J12 «Кто запрашивал мои данные»: every read from the audit log, newest first. */
@@ -242,6 +244,7 @@ export function AccessLogPage(props: {
               <th>Когда</th>
               <th>Организация</th>
               <th>Какие данные</th>
+              <th>Запись в журнале</th>
             </tr>
           </thead>
           <tbody>
@@ -250,6 +253,11 @@ export function AccessLogPage(props: {
                 <td>{when(e.at)}</td>
                 <td>{e.partnerName}</td>
                 <td>{e.category}</td>
+                <td>
+                  <a href={`/access/log/proof/${e.leafIndex}`} data-testid="access-log-proof">
+                    Доказательство
+                  </a>
+                </td>
               </tr>
             ))}
           </tbody>

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { h } from 'preact';
 import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
+import type { AuditTree } from '../../platform/audit/audit-tree.js';
 import type { Clock } from '../../platform/clock.js';
 import { NotFoundError, TooManyAttemptsError } from '../../platform/http/errors.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
@@ -42,6 +43,7 @@ export function registerAccessRoutes(
     confirmations: Confirmations;
     limiter: AttemptLimiter;
     audit: AuditLog;
+    auditTree: AuditTree;
     clock: Clock;
     webhooks: Webhooks;
   },
@@ -181,10 +183,36 @@ export function registerAccessRoutes(
         consentId: consent.id,
         category: CATEGORY[details.resource ?? ''] ?? String(details.resource),
         fields: details.fields ?? [],
+        leafIndex: Number(row.leaf_index),
       });
     }
     return entries;
   }
+
+  // J12: the proof that a read is in the signed, append-only audit log (docs/audit-log.md).
+  app.get(
+    '/access/log/proof/:index',
+    {
+      schema: {
+        hide: true,
+        params: Type.Object({ index: Type.String({ pattern: '^[0-9]{1,15}$' }) }),
+      },
+    },
+    async (request, reply) => {
+      const ctx = await deps.signedIn(request, reply);
+      if (!ctx) return reply;
+      const index = Number((request.params as { index: string }).index);
+      const entry = await deps.audit.byLeafIndex(index);
+      // Only reads under the citizen's own consents: anything else is «not found».
+      if (entry?.action !== 'data.read' || !entry.subject?.startsWith('consent:')) {
+        throw new NotFoundError();
+      }
+      await ownConsent(ctx.citizenId, entry.subject.slice('consent:'.length));
+      const proof = await deps.auditTree.proveEntry(index);
+      if (!proof) throw new NotFoundError();
+      return reply.header('cache-control', 'no-store').send(proof);
+    },
+  );
 
   const LogQuery = Type.Object({ client: Type.Optional(Type.String({ maxLength: 128 })) });
 
@@ -235,6 +263,7 @@ export function registerAccessRoutes(
             consent_id: e.consentId,
             category: e.category,
             fields: e.fields,
+            leaf_index: e.leafIndex,
           })),
         });
     },

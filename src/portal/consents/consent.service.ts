@@ -391,6 +391,24 @@ export function createConsentService(deps: {
       );
     },
 
+    /**
+     * The portal's security rules pause a consent (an anomaly, e.g. reads far too frequent):
+     * like the citizen's pause, the partner is told `consent.paused`, with actor 'security'
+     * and the alert in the event. The caller tells the citizen why; the citizen can resume.
+     */
+    async pauseForSecurity(
+      consentId: string,
+      details: Record<string, unknown>,
+    ): Promise<Consent | undefined> {
+      return store.moveWithEvent(
+        consentId,
+        ['active'],
+        'paused',
+        event('paused', 'security', details),
+        announce('consent.paused'),
+      );
+    },
+
     async resume(consentId: string, citizenId: string): Promise<Consent | undefined> {
       const consent = await store.get(consentId);
       if (!consent || consent.citizenId !== citizenId) return undefined;

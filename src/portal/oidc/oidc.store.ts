@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { inTransaction } from '../../platform/db/index.js';
 
 /**
  * Storage for oidc-provider's models (sessions, interactions, grants, codes, tokens, PAR
@@ -24,6 +25,14 @@ export interface OidcKeyTable {
   public_jwk: Record<string, unknown>;
   state: 'current' | 'next' | 'retired';
   created_at: Date;
+  /** When a running portal first put it in its JWKS (docs/keys.md). */
+  published_at?: Date | null;
+  /** `soglasie keys rotate` asked for this next key to become current. */
+  promote_requested_at?: Date | null;
+  promoted_at?: Date | null;
+  retired_at?: Date | null;
+  /** A retired key is published (and accepted) until then, for tokens it signed. */
+  publish_until?: Date | null;
 }
 
 export interface OidcTables {
@@ -60,6 +69,19 @@ export async function createOidcTables(db: Kysely<never>): Promise<void> {
   await sql`create unique index oidc_keys_one_per_state on oidc_keys (state) where state <> 'retired'`.execute(
     db,
   );
+}
+
+/** Migration 0010: the lifecycle of signing keys (next → current → retired). */
+export async function addSigningKeyLifecycle(db: Kysely<never>): Promise<void> {
+  await sql`
+    alter table oidc_keys
+      add column published_at timestamptz,
+      add column promote_requested_at timestamptz,
+      add column promoted_at timestamptz,
+      add column retired_at timestamptz,
+      add column publish_until timestamptz`.execute(db);
+  // Until now every key was in the JWKS from the start.
+  await sql`update oidc_keys set published_at = created_at`.execute(db);
 }
 
 export function createOidcStore(db: Kysely<OidcTables>) {
@@ -150,6 +172,89 @@ export function createOidcStore(db: Kysely<OidcTables>) {
         .insertInto('oidc_keys')
         .values({ ...row, public_jwk: JSON.stringify(row.public_jwk) as never })
         .execute();
+    },
+
+    async privateKey(kid: string): Promise<string | undefined> {
+      const row = await db
+        .selectFrom('oidc_keys')
+        .select('private_jwk')
+        .where('kid', '=', kid)
+        .executeTakeFirst();
+      return row?.private_jwk;
+    },
+
+    /** A serving portal puts its current and next keys in its JWKS from `now` on. */
+    async markPublished(now: Date): Promise<number> {
+      const result = await db
+        .updateTable('oidc_keys')
+        .set({ published_at: now })
+        .where('published_at', 'is', null)
+        .where('state', 'in', ['current', 'next'])
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async requestPromotion(kid: string, now: Date): Promise<void> {
+      await db
+        .updateTable('oidc_keys')
+        .set({ promote_requested_at: now })
+        .where('kid', '=', kid)
+        .where('state', '=', 'next')
+        .where('promote_requested_at', 'is', null)
+        .execute();
+    },
+
+    /**
+     * next → current, current → retired (published until `publishUntil`), and a new next,
+     * in one transaction. False (nothing changed) when another instance did it first.
+     */
+    async promote(input: {
+      currentKid: string;
+      nextKid: string;
+      now: Date;
+      publishUntil: Date;
+      newNext: OidcKeyTable;
+    }): Promise<boolean> {
+      const lost = new Error('promoted elsewhere');
+      try {
+        await inTransaction(db, async (trx) => {
+          const retired = await trx
+            .updateTable('oidc_keys')
+            .set({ state: 'retired', retired_at: input.now, publish_until: input.publishUntil })
+            .where('kid', '=', input.currentKid)
+            .where('state', '=', 'current')
+            .executeTakeFirst();
+          if (Number(retired.numUpdatedRows) !== 1) throw lost;
+          const promoted = await trx
+            .updateTable('oidc_keys')
+            .set({ state: 'current', promoted_at: input.now })
+            .where('kid', '=', input.nextKid)
+            .where('state', '=', 'next')
+            .executeTakeFirst();
+          if (Number(promoted.numUpdatedRows) !== 1) throw lost;
+          await trx
+            .insertInto('oidc_keys')
+            .values({
+              ...input.newNext,
+              public_jwk: JSON.stringify(input.newNext.public_jwk) as never,
+            })
+            .execute();
+        });
+        return true;
+      } catch (err) {
+        if (err === lost) return false;
+        throw err;
+      }
+    },
+
+    /** Retired keys past their publication window: nothing verifies with them any more. */
+    async deleteRetiredBefore(now: Date): Promise<number> {
+      const result = await db
+        .deleteFrom('oidc_keys')
+        .where('state', '=', 'retired')
+        .where((eb) => eb.or([eb('publish_until', 'is', null), eb('publish_until', '<=', now)]))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

@@ -235,6 +235,12 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(deps.issuer, configuration);
+  // Koa takes `ctx.secure`, and so whether it may set Secure cookies, from
+  // X-Forwarded-Proto only with `proxy` on. The app mounts the provider with
+  // mountRawHandler's `forwardedProto`, which overwrites the X-Forwarded-* headers with
+  // what the portal knows (its public scheme; the client address Fastify trusts), so
+  // nothing a client sends is believed.
+  provider.proxy = true;
   registerConsentGrant(provider, {
     consents: deps.consents,
     resource,

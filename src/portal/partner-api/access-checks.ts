@@ -4,6 +4,7 @@ import {
   jwtVerify,
   type JWK,
   type JWTPayload,
+  type JWTVerifyGetKey,
 } from 'jose';
 import type { Clock } from '../../platform/clock.js';
 import { AppError } from '../../platform/http/errors.js';
@@ -45,18 +46,53 @@ export function readAccessToken(authorization: string | undefined): {
 }
 
 /**
+ * The portal's published signing keys, as they change: `current()` may be cached briefly,
+ * `reload()` reads afresh (for a kid not seen yet) and may refuse to more than once a
+ * second. See oidc/signing-keys.ts.
+ */
+export interface SigningKeySource {
+  current(): Promise<JWK[]>;
+  reload(): Promise<JWK[]>;
+}
+
+/**
+ * Verifies against the keys the source publishes now, so tokens of every published key
+ * pass (the current one, the next one, and a retired one until its window ends): a kid
+ * not in the cached set makes it re-read the keys once before refusing.
+ */
+function liveKeySet(source: SigningKeySource): JWTVerifyGetKey {
+  let keys: JWK[] | undefined;
+  let local: JWTVerifyGetKey | undefined;
+  const localFor = (fresh: JWK[]) => {
+    if (fresh !== keys) {
+      keys = fresh;
+      local = createLocalJWKSet({ keys: fresh });
+    }
+    return local!;
+  };
+  return async (header, token) => {
+    const set = localFor(await source.current());
+    if (header.kid === undefined || keys!.some((k) => k.kid === header.kid)) {
+      return set(header, token);
+    }
+    return localFor(await source.reload())(header, token);
+  };
+}
+
+/**
  * RFC 9068: a JWT access token signed by the portal (ES256 only — `alg: none` and any
  * HMAC confusion fail here), issued for the data API, not expired, typ at+jwt.
  */
 export function createTokenVerifier(opts: {
-  jwks: { keys: JWK[] };
+  /** Fixed keys, or the live source of the portal's published keys. */
+  jwks: { keys: JWK[] } | SigningKeySource;
   issuer: string;
   audience: string;
   clock: Clock;
   /** Verified tokens remembered (bounded); 0 turns the cache off. */
   cacheSize?: number;
 }) {
-  const keySet = createLocalJWKSet(opts.jwks);
+  const keySet = 'keys' in opts.jwks ? createLocalJWKSet(opts.jwks) : liveKeySet(opts.jwks);
   const cache = new VerifiedTokenCache(opts.cacheSize ?? 10_000);
   return async function verifyAccessToken(token: string): Promise<AccessTokenClaims> {
     // A signature checked once need not be checked again until the token expires. Only
@@ -176,9 +212,13 @@ export function checkConsentActive(
     throw new AccessRefused('CONSENT_INACTIVE', 403, 'There is no consent for this access.');
   }
   if (consent.status === 'paused') {
-    // Paused by the citizen: refused like any inactive consent, but the partner keeps
-    // what it stored (the consent has not ended) and learns why.
-    throw new AccessRefused('CONSENT_PAUSED', 403, 'The citizen has paused this consent.');
+    // Paused by the citizen (or by the portal's anomaly rules): refused like any inactive
+    // consent, but the partner keeps what it stored (the consent has not ended).
+    throw new AccessRefused(
+      'CONSENT_PAUSED',
+      403,
+      "The consent is paused (by the citizen, or by the portal's security rules).",
+    );
   }
   if (consent.status !== 'active' || consent.expiresAt.getTime() <= now.getTime()) {
     throw new AccessRefused(

@@ -32,6 +32,7 @@ import {
   type AccessTokenClaims,
 } from './access-checks.js';
 import type { createDpopChecker } from './dpop.js';
+import type { AnomalyService } from '../security/anomaly.service.js';
 
 export interface PartnerApiDeps {
   clock: Clock;
@@ -45,6 +46,8 @@ export interface PartnerApiDeps {
   records: CitizenRecordService;
   audit: AuditLog;
   webhooks: Webhooks;
+  /** Anomaly rules: request frequency after the checks, parameter mismatches on refusal. */
+  anomaly?: Pick<AnomalyService, 'checkRead' | 'onRefused'> | undefined;
   /** Verifies a JWS the partner signed with its registered key; throws RECEIPT_INVALID. */
   verifyPartnerStatement: (
     clientId: string,
@@ -191,11 +194,34 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
     },
   );
 
-  /** The pipeline every data read goes through, then the read itself and its audit entry. */
+  /**
+   * A refusal by a check is shown to the anomaly rules (token over another certificate,
+   * data beyond the consent, another person) before the partner gets it.
+   */
   async function read(request: FastifyRequest, resource: DataResource) {
+    const seen: { claims?: AccessTokenClaims } = {};
+    try {
+      return await pipeline(request, resource, seen);
+    } catch (err) {
+      await deps.anomaly?.onRefused(err, {
+        claims: seen.claims,
+        ip: request.ip,
+        peerThumbprint: peer(request)?.thumbprint,
+      });
+      throw err;
+    }
+  }
+
+  /** The pipeline every data read goes through, then the read itself and its audit entry. */
+  async function pipeline(
+    request: FastifyRequest,
+    resource: DataResource,
+    seen: { claims?: AccessTokenClaims },
+  ) {
     const { oid } = request.params as { oid: string };
     const presented = readAccessToken(request.headers.authorization);
     const claims = await deps.verifyAccessToken(presented.token);
+    seen.claims = claims;
     const cert = peer(request);
     checkCertificateBinding(claims, cert?.thumbprint);
     const proof = request.headers.dpop;
@@ -214,6 +240,8 @@ export function registerPartnerApiRoutes(app: FastifyInstance, deps: PartnerApiD
     const scopes = grantedScopes(claims, consent!);
     const required = requiredScopeFor(resource);
     if (!scopes.has(required)) throw new ScopeNotGrantedError(resource, required);
+    // Request frequency per consent (security/anomaly-rules.ts); a hit pauses the consent.
+    await deps.anomaly?.checkRead({ consent: consent!, ip: request.ip });
 
     const found = await deps.citizens.personalData(consent!.citizenId);
     if (!found)

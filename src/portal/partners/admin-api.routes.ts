@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { timingSafeEqualString } from '../../platform/crypto/index.js';
 import { ForbiddenError, UnauthorizedError } from '../../platform/http/errors.js';
+import type { CertificateRevocations } from './certificate-revocation.js';
 import type { PartnerService } from './partner.service.js';
 import type { PortalConnectSettings } from './partner.store.js';
 
@@ -14,7 +15,15 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
  */
 export function registerAdminApi(
   app: FastifyInstance,
-  deps: { token: string; partners: PartnerService; caPem: string; issuer: string; mtlsUrl: string },
+  deps: {
+    token: string;
+    partners: PartnerService;
+    caPem: string;
+    issuer: string;
+    mtlsUrl: string;
+    /** `soglasie partner revoke-cert`. */
+    revocations?: CertificateRevocations;
+  },
 ): void {
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/admin-api/')) return;
@@ -52,6 +61,8 @@ export function registerAdminApi(
               request: Type.Record(Type.String(), Type.Unknown()),
             }),
           ),
+          // Its own partner API rate limit (requests per window); default PARTNER_RATE_LIMIT.
+          rate_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
         }),
       },
     },
@@ -63,6 +74,7 @@ export function registerAdminApi(
         csr: string;
         sender_constraint?: 'mtls' | 'dpop';
         portal_connect?: PortalConnectSettings;
+        rate_limit?: number;
       };
       const partner = await deps.partners.register({
         name: body.name,
@@ -71,6 +83,7 @@ export function registerAdminApi(
         csrPem: body.csr,
         senderConstraint: body.sender_constraint,
         portalConnect: body.portal_connect,
+        rateLimit: body.rate_limit,
       });
       return reply.status(201).send({
         client_id: partner.clientId,
@@ -91,4 +104,35 @@ export function registerAdminApi(
       });
     },
   );
+
+  const revocations = deps.revocations;
+  if (revocations) {
+    app.post(
+      '/admin-api/partners/:clientId/revoke-certificate',
+      {
+        config: { csrf: false },
+        schema: {
+          summary: "Revoke a partner's client certificate (used by `soglasie partner revoke-cert`)",
+          params: Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 100 }) }),
+          body: Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }),
+        },
+      },
+      async (request) => {
+        const { clientId } = request.params as { clientId: string };
+        const body = request.body as { reason?: string };
+        const revoked = await revocations.revoke({
+          clientId,
+          reason: body.reason,
+          actor: 'admin-api',
+        });
+        return {
+          client_id: revoked.clientId,
+          certificate_thumbprint: revoked.thumbprint,
+          certificate_serial: revoked.serial,
+          revoked_at: revoked.revokedAt.toISOString(),
+          already_revoked: revoked.alreadyRevoked,
+        };
+      },
+    );
+  }
 }

@@ -29,6 +29,8 @@ export interface PartnerRegistration {
    * consent; it then takes its token with the consent grant (certificate-bound only).
    */
   portalConnect?: PortalConnectSettings | undefined;
+  /** Its own partner API rate limit (requests per window); default PARTNER_RATE_LIMIT. */
+  rateLimit?: number | undefined;
 }
 
 export interface RegisteredPartner {
@@ -66,6 +68,7 @@ export function createPartnerService(deps: {
         throw invalid('signing_jwk must be a public JWK (EC, RSA or OKP) with a kid');
       }
       if ('d' in jwk || 'p' in jwk) throw invalid('signing_jwk must be the public key only');
+      const rateLimit = checkRateLimit(input.rateLimit);
       const portalConnect = input.portalConnect
         ? checkPortalConnect(input.portalConnect, input.senderConstraint)
         : null;
@@ -115,6 +118,7 @@ export function createPartnerService(deps: {
         status: 'active',
         created_at: now,
         portal_connect: portalConnect,
+        rate_limit: rateLimit,
       });
       return { clientId, certPem: cert.certPem, thumbprint: cert.thumbprint };
     },
@@ -122,6 +126,9 @@ export function createPartnerService(deps: {
     byThumbprint: (thumbprint: string) => deps.partners.byThumbprint(thumbprint),
     listConnectable: () => deps.partners.listConnectable(),
     byClientId: (clientId: string) => deps.partners.byClientId(clientId),
+    /** The partner's own rate limit (requests per window), or null for the default. */
+    setRateLimit: (clientId: string, limit: number | null) =>
+      deps.partners.setRateLimit(clientId, checkRateLimit(limit ?? undefined)),
   };
 }
 
@@ -161,6 +168,14 @@ function checkPortalConnect(
     throw invalid(`portal_connect.request: ${(err as Error).message}`);
   }
   return { client_ref_label: label, request };
+}
+
+function checkRateLimit(limit: number | undefined): number | null {
+  if (limit === undefined) return null;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000_000) {
+    throw invalid('rate_limit must be a whole number from 1 to 1000000000');
+  }
+  return limit;
 }
 
 function invalid(message: string) {

@@ -12,6 +12,8 @@ export interface PartnerTable {
   created_at: Date;
   /** J1: set when the partner accepts connections the citizen starts on the portal. */
   portal_connect: PortalConnectSettings | null;
+  /** Partner API requests per rate-limit window; null = the configured default (PARTNER_RATE_LIMIT). */
+  rate_limit: number | null;
 }
 
 /** What a partner asks for when a citizen connects it from the portal (J1). */
@@ -43,6 +45,10 @@ export async function addPortalConnect(db: Kysely<never>): Promise<void> {
   await sql`alter table partners add column portal_connect jsonb`.execute(db);
 }
 
+export async function addPartnerRateLimit(db: Kysely<never>): Promise<void> {
+  await sql`alter table partners add column rate_limit integer check (rate_limit > 0)`.execute(db);
+}
+
 export function createPartnerStore(db: Kysely<PartnerTables>) {
   return {
     async insert(row: PartnerTable): Promise<void> {
@@ -70,6 +76,15 @@ export function createPartnerStore(db: Kysely<PartnerTables>) {
         .selectAll()
         .where('cert_thumbprint', '=', thumbprint)
         .executeTakeFirst();
+    },
+    /** Sets the partner's own rate limit (null: back to the default); false if unknown. */
+    async setRateLimit(clientId: string, limit: number | null): Promise<boolean> {
+      const result = await db
+        .updateTable('partners')
+        .set({ rate_limit: limit })
+        .where('client_id', '=', clientId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
     async byClientId(clientId: string): Promise<PartnerTable | undefined> {
       return db
