@@ -87,7 +87,7 @@ async function startPortal(
     // every read still goes through the rules, they only never fire.
     anomaly: {
       rules: {
-        request_frequency: { maxReadsPerMinute: 1_000_000_000 },
+        request_frequency: { maxReadsPerMinute: 1_000_000 },
         subject_mismatch: { actions: [] },
       },
     },
