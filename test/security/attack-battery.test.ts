@@ -196,6 +196,48 @@ describe.each(testEngines())('attack battery: the web apps [$name]', (engine) =>
       },
     );
 
+    it.each(PAYLOADS)(
+      'every other text field of a signed-in citizen or customer refuses %s without a 5xx or an unescaped echo',
+      async (payload) => {
+        const fields: [FastifyInstance, Browser, string, string, Record<string, string>][] = [];
+        const citizen = await signedIn(portal.app, '+79990000001', '+79990000001');
+        const customer = await signedIn(bank.app, 'ivanov', '+79990000001');
+        for (const [url, field] of [
+          ['/profile/email/confirm', 'code'],
+          ['/security/totp/confirm', 'code'],
+          ['/security/totp/confirm', 'device'],
+          ['/security/totp/remove', 'password'],
+        ] as const) {
+          fields.push([portal.app, citizen, '/profile', url, { [field]: payload }]);
+        }
+        fields.push([
+          bank.app,
+          customer,
+          '/security/portal/link',
+          '/security/portal/link',
+          { password: payload },
+        ]);
+        fields.push([
+          bank.app,
+          customer,
+          '/profile/data',
+          '/profile/data/correction',
+          { field: payload, text: payload },
+        ]);
+        for (const [, browser, page, url, form] of fields) {
+          await browser.get(page);
+          const res = await browser.post(url, form);
+          expect({ url, status: res.statusCode < 500 }).toEqual({ url, status: true });
+          expect(res.body).not.toContain('<script>alert');
+          expect(res.body).not.toContain('"><img');
+        }
+        expect(await count(portal.runtime.db as never, 'citizens')).toBeGreaterThan(0);
+        expect(await count(bank.runtime.db as never, 'customers')).toBeGreaterThan(0);
+        // Still the same people: the session and their data are intact.
+        expect((await citizen.get('/profile')).body).toContain('Иванов Иван Иванович');
+      },
+    );
+
     it('bank correction request: the text is kept as text and shown escaped', async () => {
       const browser = await signedIn(bank.app, 'ivanov', '+79990000001');
       const page = await browser.get('/profile/data');
