@@ -119,11 +119,24 @@ function verdictOf(m: Measured | undefined, pass: boolean): Verdict {
 const NAMES = {
   baseA: 'baseline: Fastify hello-world, same mTLS',
   data: 'data API GET /rs/prns/{sub}, max',
+  checks: 'security checks alone (another oid → 404)',
   half: 'data API at half load',
   token: 'token endpoint, refresh_token grant',
   verified: 'hello-world + ES256 token check (no DB)',
   baseB: 'baseline again (end of run)',
 };
+
+/**
+ * Issue 5's "cost of the security checks on a data API read, as a ratio": a read of
+ * another person's oid passes every check a read does (rate limit, revoked-certificate
+ * hook, token and its binding, partner, consent FOR SHARE, subject; the anomaly rules see
+ * the refusal) and stops there, with no data fetched or audited.
+ */
+function checksLine(checks: Measured | undefined, data: Measured | undefined): string {
+  if (!checks?.cpuPerRequestUs || !data?.cpuPerRequestUs) return '';
+  const share = checks.cpuPerRequestUs / data.cpuPerRequestUs;
+  return `Security checks: ${NAMES.checks} runs every check of a data read (rate limit, revoked-certificate hook, ES256 token and its certificate binding, partner, consent FOR SHARE, subject; the anomaly rules see the refusal) and stops before the data: ${checks.cpuPerRequestUs.toFixed(0)} µs of server time per request against ${data.cpuPerRequestUs.toFixed(0)} µs for a full read, i.e. the checks are ${share.toFixed(2)}× of a read's cost (the rest: citizen record, decryption, audit leaf).`;
+}
 
 function print(): void {
   const baseA = measured.get(NAMES.baseA);
@@ -161,6 +174,7 @@ function print(): void {
           ...row(NAMES.token, `≥ ${TARGETS.tokenRatio}×`, (m) => ratio(m)! >= TARGETS.tokenRatio),
           name: `${NAMES.token}${rotates ? ' (chained, 1 conn)' : ''}`,
         },
+        row(NAMES.checks, 'info'),
         row(NAMES.verified, 'reference'),
         row(NAMES.baseB, 'reference'),
       ];
@@ -183,6 +197,7 @@ function print(): void {
             ? '  The portal ROTATED the refresh token on the probe, so each request must carry the newest one: measured as one chained sequence (1 connection), not at full concurrency.'
             : "  A probe got the same refresh token back: oidc-provider 9's default rotateRefreshToken rotates only public clients' unbound tokens, or tokens past 70% of their TTL (90 days here); this partner is confidential and its token certificate-bound (FAPI 2.0 advises against rotation anyway). So the one refresh token is used concurrently on all connections.",
         "hello-world + ES256: the baseline server, but each request first passes the data API's createTokenVerifier (no database): the ceiling that verifying every request puts on the data API.",
+        checksLine(measured.get(NAMES.checks), measured.get(NAMES.data)),
       ];
   console.log(
     [
@@ -318,6 +333,11 @@ async function main() {
   }
 
   const data = await max(NAMES.data, { url: dataUrl, method: 'GET', headers: bearer });
+  await max(
+    NAMES.checks,
+    { url: `${origin}/rs/prns/someone-else`, method: 'GET', headers: bearer, expectStatus: 404 },
+    SHORT_S,
+  );
 
   if (data && data.rps > 0 && fits(DURATION_S + WARMUP_S + 1)) {
     const rate = Math.max(1, Math.round(data.rps / 2));

@@ -20,7 +20,7 @@ import type { PortalDB } from '../src/portal/db.js';
 import { portalMigrations } from '../src/portal/migrations.js';
 import { seedPortalPersonas } from '../src/portal/personas.js';
 import { registerDemoBank, type RunningService } from '../src/services.js';
-import { freePort } from '../test/support/demo-process.js';
+import { demoPorts } from '../test/support/demo-process.js';
 import {
   citizenApproves,
   partnerClient,
@@ -175,9 +175,7 @@ export async function startBenchServices(
         SOGLASIE_DATA_DIR: dataDir,
         SOGLASIE_HOST: '127.0.0.1',
         LOG_LEVEL: 'silent',
-        PORTAL_HTTP_PORT: String(await freePort()),
-        PORTAL_MTLS_PORT: String(await freePort()),
-        BANK_HTTP_PORT: String(await freePort()),
+        ...(await demoPorts()),
       },
       { mode: 'demo' },
     );

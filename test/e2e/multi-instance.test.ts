@@ -20,7 +20,7 @@ import {
   type WebhookTables,
 } from '../../src/platform/webhooks/index.js';
 import { freshPostgresUrl } from '../support/databases.js';
-import { freePort } from '../support/demo-process.js';
+import { freePorts } from '../support/demo-process.js';
 import { citizenApproves, partnerClient, pushedAuthorization } from '../support/partner-client.js';
 
 /*
@@ -266,8 +266,9 @@ describe.runIf(process.env.TEST_DATABASE_URL)('two portal instances on one Postg
       poolSize: 2,
     });
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-multi-'));
-    const portsA = { http: await freePort(), mtls: await freePort() };
-    const portsB = { http: await freePort(), mtls: await freePort() };
+    const [httpA, mtlsA, httpB, mtlsB] = await freePorts(4);
+    const portsA = { http: httpA!, mtls: mtlsA! };
+    const portsB = { http: httpB!, mtls: mtlsB! };
     const env = {
       SOGLASIE_DATA_DIR: dataDir,
       PORTAL_DATABASE_URL: database.url,

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
 import { freshPostgresUrl } from '../support/databases.js';
-import { freePort, HttpClient } from '../support/demo-process.js';
+import { freePorts, HttpClient } from '../support/demo-process.js';
 import { outboxCode } from '../support/partner-client.js';
 
 /*
@@ -32,7 +32,8 @@ interface Instance {
 }
 
 async function startInstance(env: Record<string, string>): Promise<Instance> {
-  const ports = { http: await freePort(), mtls: await freePort() };
+  const [http, mtls] = await freePorts(2);
+  const ports = { http: http!, mtls: mtls! };
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'portal', '--demo'], {
     cwd: ROOT,
     env: {
@@ -130,8 +131,7 @@ describe.runIf(process.env.TEST_DATABASE_URL).each(stores)(
     beforeAll(async () => {
       database = await freshPostgresUrl();
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-rl-'));
-      const http = await freePort();
-      const mtls = await freePort();
+      const [http, mtls] = await freePorts(2);
       const env = {
         SOGLASIE_DATA_DIR: dataDir,
         PORTAL_DATABASE_URL: database.url,

@@ -33,19 +33,30 @@ export function runCli(args: string[], env: Record<string, string>) {
 
 /** A port nothing listens on right now (the OS picks it). */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `n` different ports nothing listens on right now: all are held open together before
+ * any is released, so the OS cannot hand out the same one twice.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => net.createServer());
+  await Promise.all(
+    servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
 
 /** Ports for a demo: the issuer and redirect URIs contain them, so they are fixed up front. */
 export async function demoPorts(): Promise<Record<string, string>> {
+  const [portal, mtls, bank] = await freePorts(3);
   return {
-    PORTAL_HTTP_PORT: String(await freePort()),
-    PORTAL_MTLS_PORT: String(await freePort()),
-    BANK_HTTP_PORT: String(await freePort()),
+    PORTAL_HTTP_PORT: String(portal),
+    PORTAL_MTLS_PORT: String(mtls),
+    BANK_HTTP_PORT: String(bank),
   };
 }
 
