@@ -1,11 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
-import http from 'node:http';
-import { Webhook } from 'standardwebhooks';
 import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webhookReceiver } from '../support/webhook-receiver.js';
 import { freshPostgresUrl, testEngines } from '../support/databases.js';
 import { HttpClient, startDemo, type DemoProcess } from '../support/demo-process.js';
 import { partnerAdd } from '../../src/partner-kit/partner-add.js';
@@ -222,32 +221,10 @@ describe.each(testEngines())(
     });
 
     it('webhooks: a subscribed partner gets consent.granted and consent.revoked, signed (Standard Webhooks)', async () => {
-      const received: { type: string; data: { consent_id: string } }[] = [];
-      let secret = '';
-      let forged = 0;
-      const receiver = http.createServer((req, res) => {
-        let body = '';
-        req.on('data', (chunk) => (body += String(chunk)));
-        req.on('end', () => {
-          try {
-            received.push(
-              new Webhook(secret).verify(body, req.headers as Record<string, string>) as never,
-            );
-            res.writeHead(204).end();
-          } catch {
-            forged++;
-            res.writeHead(401).end();
-          }
-        });
-      });
-      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const receiver = await webhookReceiver();
+      const { received } = receiver;
       try {
-        const port = (receiver.address() as { port: number }).port;
-        const subscribed = await rp.post(`${mtlsUrl}/partner/webhooks`, {
-          url: `http://127.0.0.1:${port}/hook`,
-        });
-        expect(subscribed.status).toBe(201);
-        ({ secret } = (await subscribed.json()) as { secret: string });
+        const secret = await receiver.subscribe(rp.post, mtlsUrl);
         expect(secret).toMatch(/^whsec_/);
 
         const { tokens } = await authorize();
@@ -257,16 +234,22 @@ describe.each(testEngines())(
           token_type_hint: 'refresh_token',
         });
         await expect
-          .poll(() => received.filter((e) => e.data.consent_id === consentId).map((e) => e.type), {
-            timeout: 15_000,
-          })
+          .poll(
+            () =>
+              // Standard Webhooks promises no order: compare by the events' own times.
+              received
+                .filter((e) => e.data.consent_id === consentId)
+                .sort((a, b) => a.timestamp.localeCompare(b.timestamp))
+                .map((e) => e.type),
+            { timeout: 15_000 },
+          )
           .toEqual(['consent.granted', 'consent.revoked']);
-        expect(forged).toBe(0);
+        expect(receiver.forged()).toBe(0);
         // The revoked consent's token no longer reads.
         const after = await get(tokens.access_token, `/rs/prns/${tokens.claims()!.sub}`);
         expect(after.status).toBe(403);
       } finally {
-        receiver.close();
+        await receiver.close();
       }
     });
 

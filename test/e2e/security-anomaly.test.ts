@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
+import { webhookReceiver, type ReceivedEvent } from '../support/webhook-receiver.js';
 import { freshPostgresUrl, testEngines } from '../support/databases.js';
 import { HttpClient, startDemo, type DemoProcess } from '../support/demo-process.js';
 import {
@@ -36,8 +35,8 @@ describe.each(testEngines())('Security of codes and anomaly detection [$name]', 
   let demo: DemoProcess;
   let rp: Awaited<ReturnType<typeof partnerClient>>;
   let mtlsUrl: string;
-  let receiver: http.Server;
-  const received: { type: string; data: Record<string, unknown> }[] = [];
+  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
+  let received: ReceivedEvent[] = [];
   let databases: { url: string; drop(): Promise<void> }[] = [];
 
   beforeAll(async () => {
@@ -65,30 +64,13 @@ describe.each(testEngines())('Security of codes and anomaly detection [$name]', 
     rp = await partnerClient(out);
     mtlsUrl = new URL(rp.info.mtls_endpoints.token_endpoint!).origin;
 
-    let secret = '';
-    receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk) => (body += String(chunk)));
-      req.on('end', () => {
-        try {
-          received.push(
-            new Webhook(secret).verify(body, req.headers as Record<string, string>) as never,
-          );
-          res.writeHead(204).end();
-        } catch {
-          res.writeHead(401).end();
-        }
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    const subscribed = await rp.post(`${mtlsUrl}/partner/webhooks`, {
-      url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`,
-    });
-    ({ secret } = (await subscribed.json()) as { secret: string });
+    receiver = await webhookReceiver();
+    received = receiver.received;
+    await receiver.subscribe(rp.post, mtlsUrl);
   }, 90_000);
 
   afterAll(async () => {
-    receiver?.close();
+    await receiver?.close();
     await rp?.close();
     if (demo?.child.exitCode === null) await demo.stop();
     rmSync(dataDir, { recursive: true, force: true });

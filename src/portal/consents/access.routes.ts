@@ -5,10 +5,10 @@ import { Type } from 'typebox';
 import type { AuditLog } from '../../platform/audit/audit-log.js';
 import type { AuditTree } from '../../platform/audit/audit-tree.js';
 import type { Clock } from '../../platform/clock.js';
-import { NotFoundError, TooManyAttemptsError } from '../../platform/http/errors.js';
+import { NotFoundError } from '../../platform/http/errors.js';
 import type { AttemptLimiter } from '../../platform/limits/attempt-limiter.js';
-import { limiterKey, maskPhone } from '../../platform/login/login-routes.js';
-import type { Confirmations } from '../citizens/confirmation.js';
+import { maskPhone } from '../../platform/login/login-routes.js';
+import { checkOperationCode, type Confirmations } from '../citizens/confirmation.js';
 import type { CitizenSignedIn } from '../citizens/signed-in.js';
 import { isKnownScope, scopeLabel } from '../data-api/scope-catalog.js';
 import type { OidcStore } from '../oidc/oidc.store.js';
@@ -348,25 +348,13 @@ export function registerAccessRoutes(
         ctx.citizenId,
         (request.params as { consentId: string }).consentId,
       );
-      const key = limiterKey(ctx.citizenId);
-      try {
-        await deps.limiter.assertAllowed(key);
-      } catch (err) {
-        if (err instanceof TooManyAttemptsError)
-          return confirmPage(request, reply, consent, err.userMessage, 429);
-        throw err;
-      }
-      const valid = await deps.confirmations.verify(
-        ctx.citizenId,
-        ctx.citizen.secondFactor,
+      const checked = await checkOperationCode(
+        deps,
+        { id: ctx.citizenId, secondFactor: ctx.citizen.secondFactor },
         `revoke:${consent.id}`,
         (request.body as { code: string }).code,
       );
-      if (!valid) {
-        await deps.limiter.recordFailure(key);
-        return confirmPage(request, reply, consent, 'Неверный или устаревший код.', 401);
-      }
-      await deps.limiter.reset(key);
+      if (!checked.ok) return confirmPage(request, reply, consent, checked.message, checked.status);
       const revoked = await deps.consents.revokeByCitizen(consent.id, ctx.citizenId);
       if (revoked?.grantId) {
         // The consent is over from the moment the line above committed; now its tokens go.
