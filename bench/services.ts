@@ -2,24 +2,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
-import type { Logger } from 'pino';
-import { buildBankApp, type BankApp } from '../src/bank/app.js';
+import type { BankApp } from '../src/bank/app.js';
 import type { BankDB } from '../src/bank/db.js';
-import { bankMigrations } from '../src/bank/migrations.js';
-import { seedBankPersonas } from '../src/bank/personas.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { createLogger } from '../src/platform/http/logger.js';
-import { initPki, loadPki, type Pki } from '../src/platform/pki/index.js';
-import { loadOrCreateAdminToken } from '../src/platform/runtime/admin-token.js';
-import {
-  openServiceRuntime,
-  type ServiceRuntime,
-} from '../src/platform/runtime/service-runtime.js';
-import { buildPortalApp } from '../src/portal/app.js';
-import type { PortalDB } from '../src/portal/db.js';
-import { portalMigrations } from '../src/portal/migrations.js';
-import { seedPortalPersonas } from '../src/portal/personas.js';
-import { registerDemoBank, type RunningService } from '../src/services.js';
+import { loadPki, type Pki } from '../src/platform/pki/index.js';
+import type { ServiceRuntime } from '../src/platform/runtime/service-runtime.js';
+import type { PortalApp } from '../src/portal/app.js';
+import { registerDemoBank, startBank, startPortal, type RunningService } from '../src/services.js';
 import { demoPorts } from '../test/support/demo-process.js';
 import {
   citizenApproves,
@@ -39,7 +29,7 @@ export interface PartnerMaterial {
   signingJwk: Record<string, unknown>;
 }
 
-export type PortalApp = Awaited<ReturnType<typeof buildPortalApp>>;
+export type { PortalApp };
 
 export interface BenchServices {
   config: Config;
@@ -56,89 +46,6 @@ export interface BenchServices {
   refreshToken: string;
   sub: string;
   close(): Promise<void>;
-}
-
-/**
- * The portal as src/services.ts `startService('portal', …, { seed: true })` starts it
- * (runtime, PKI, app, personas, both listeners, the webhook worker), keeping the app: the
- * revocation phase reads what the portal recorded (consent events, webhook deliveries,
- * audit entries). Keep in step with startService. The housekeeping timer (first run after
- * 10 minutes) is left out: it would never fire inside a bench run.
- */
-async function startPortal(
-  config: Config,
-  logger: Logger,
-  closers: (() => Promise<void>)[],
-): Promise<RunningService & { app: PortalApp }> {
-  const runtime = await openServiceRuntime<PortalDB>({
-    service: 'portal',
-    config,
-    migrations: portalMigrations,
-    logger,
-  });
-  closers.push(() => runtime.close());
-  const pkiDir = path.join(config.dataDir, 'portal-pki');
-  await initPki(pkiDir);
-  const app = await buildPortalApp(runtime, {
-    pki: await loadPki(pkiDir),
-    adminToken: loadOrCreateAdminToken(config.dataDir, 'portal'),
-    // The bench reads one consent thousands of times a second on purpose and probes a
-    // foreign oid: the anomaly rules would (rightly) pause it. Their cost stays measured:
-    // every read still goes through the rules, they only never fire.
-    anomaly: {
-      rules: {
-        request_frequency: { maxReadsPerMinute: 1_000_000 },
-        subject_mismatch: { actions: [] },
-      },
-    },
-  });
-  closers.push(() => app.close());
-  const seeded = await seedPortalPersonas(app.citizens, app.records);
-  await app.listen({ host: config.host, port: config.portal.httpPort });
-  await app.partnerApi!.listen({ host: config.host, port: config.portal.mtlsPort });
-  closers.push(() => app.partnerApi!.close());
-  const stopWorker = app.webhooks.startWorker({ logger: runtime.logger });
-  closers.push(stopWorker);
-  const port = (app.server.address() as { port: number }).port;
-  const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
-  return {
-    name: 'portal',
-    port,
-    url: `http://localhost:${port}`,
-    mtlsUrl: `https://localhost:${mtlsPort}`,
-    seeded,
-    app,
-    close: async () => {},
-  };
-}
-
-/** The bank as startService('bank', …, { seed: true }) starts it, keeping app and runtime. */
-async function startBank(
-  config: Config,
-  logger: Logger,
-  closers: (() => Promise<void>)[],
-): Promise<RunningService & { app: BankApp; runtime: ServiceRuntime<BankDB> }> {
-  const runtime = await openServiceRuntime<BankDB>({
-    service: 'bank',
-    config,
-    migrations: bankMigrations,
-    logger,
-  });
-  closers.push(() => runtime.close());
-  const app = await buildBankApp(runtime);
-  closers.push(() => app.close());
-  const seeded = await seedBankPersonas(app.customers);
-  await app.listen({ host: config.host, port: config.bank.httpPort });
-  const port = (app.server.address() as { port: number }).port;
-  return {
-    name: 'bank',
-    port,
-    url: `http://localhost:${port}`,
-    seeded,
-    app,
-    runtime,
-    close: async () => {},
-  };
 }
 
 /**
@@ -180,7 +87,20 @@ export async function startBenchServices(
       { mode: 'demo' },
     );
     const silent = (name: string) => createLogger({ name, level: 'silent' });
-    const portal = await startPortal(config, silent('portal'), closers);
+    const portal = await startPortal(config, {
+      seed: true,
+      logger: silent('portal'),
+      // The bench reads one consent thousands of times a second on purpose and probes a
+      // foreign oid: the anomaly rules would (rightly) pause it. Their cost stays measured:
+      // every read still goes through the rules, they only never fire.
+      anomaly: {
+        rules: {
+          request_frequency: { maxReadsPerMinute: 1_000_000 },
+          subject_mismatch: { actions: [] },
+        },
+      },
+    });
+    closers.push(() => portal.close());
     await registerDemoBank(config, portal);
     // The throughput rows measure the rate limiter's cost on every request but must never
     // meet its limit: the demo bank gets a limit of its own, far above any load here. The
@@ -189,7 +109,8 @@ export async function startBenchServices(
       readFileSync(path.join(config.bank.partnerDir, 'client.json'), 'utf8'),
     ) as { client_id: string };
     await portal.app.partners!.setRateLimit(bankClient.client_id, 1_000_000_000);
-    const bank = await startBank(config, silent('bank'), closers);
+    const bank = await startBank(config, { seed: true, logger: silent('bank') });
+    closers.push(() => bank.close());
 
     const pki = await loadPki(path.join(dataDir, 'portal-pki'));
     const rp = await partnerClient(config.bank.partnerDir);

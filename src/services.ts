@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DEMO_WARNING, type Config } from './config/config.js';
-import { buildBankApp } from './bank/app.js';
+import { buildBankApp, type BankApp } from './bank/app.js';
 import type { BankDB } from './bank/db.js';
 import { bankMigrations } from './bank/migrations.js';
 import { seedBankPersonas } from './bank/personas.js';
@@ -18,7 +18,7 @@ import {
   type ServiceName,
   type ServiceRuntime,
 } from './platform/runtime/service-runtime.js';
-import { buildPortalApp } from './portal/app.js';
+import { buildPortalApp, type PortalApp, type PortalOptions } from './portal/app.js';
 import type { PortalDB } from './portal/db.js';
 import { portalMigrations } from './portal/migrations.js';
 import { seedPortalPersonas } from './portal/personas.js';
@@ -48,63 +48,79 @@ export async function startService(
   config: Config,
   opts: StartOptions = {},
 ): Promise<RunningService> {
-  const logger = opts.logger ?? createLogger({ name, level: config.logLevel });
-  if (config.demo) logger.warn(DEMO_WARNING);
-  const port = config[name].httpPort;
+  return name === 'portal' ? startPortal(config, opts) : startBank(config, opts);
+}
 
-  if (name === 'portal') {
-    const runtime = await openServiceRuntime<PortalDB>({
-      service: 'portal',
-      config,
-      migrations: portalMigrations,
-      logger,
+/** The portal: runtime, PKI, app, personas, both listeners, webhook worker, checkpoints. */
+export async function startPortal(
+  config: Config,
+  opts: StartOptions & { anomaly?: PortalOptions['anomaly'] } = {},
+): Promise<RunningService & { app: PortalApp; runtime: ServiceRuntime<PortalDB> }> {
+  const logger = opts.logger ?? createLogger({ name: 'portal', level: config.logLevel });
+  if (config.demo) logger.warn(DEMO_WARNING);
+  const runtime = await openServiceRuntime<PortalDB>({
+    service: 'portal',
+    config,
+    migrations: portalMigrations,
+    logger,
+  });
+  try {
+    const pkiDir = path.join(config.dataDir, 'portal-pki');
+    // Outside production the sandbox makes its own CA on first start; production
+    // expects `soglasie pki init` (or real certificates) to have run.
+    if (config.mode !== 'production') await initPki(pkiDir);
+    const pki = await loadPki(pkiDir);
+    const app = await buildPortalApp(runtime, {
+      pki,
+      adminToken: loadOrCreateAdminToken(config.dataDir, 'portal'),
+      anomaly: opts.anomaly,
     });
+    const seeded =
+      opts.seed && config.demo ? await seedPortalPersonas(app.citizens, app.records) : [];
+    const service = await listen(
+      'portal',
+      app,
+      withHousekeeping(runtime, (now) => app.sweepExpired(now)),
+      config.host,
+      config.portal.httpPort,
+      seeded,
+    );
     try {
-      const pkiDir = path.join(config.dataDir, 'portal-pki');
-      // Outside production the sandbox makes its own CA on first start; production
-      // expects `soglasie pki init` (or real certificates) to have run.
-      if (config.mode !== 'production') await initPki(pkiDir);
-      const pki = await loadPki(pkiDir);
-      const app = await buildPortalApp(runtime, {
-        pki,
-        adminToken: loadOrCreateAdminToken(config.dataDir, 'portal'),
-      });
-      const seeded =
-        opts.seed && config.demo ? await seedPortalPersonas(app.citizens, app.records) : [];
-      const service = await listen(
-        name,
-        app,
-        withHousekeeping(runtime, (now) => app.sweepExpired(now)),
-        config.host,
-        port,
-        seeded,
-      );
-      try {
-        await app.partnerApi!.listen({ host: config.host, port: config.portal.mtlsPort });
-      } catch (err) {
-        await service.close();
-        throw err;
-      }
-      const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
-      // Delivers queued partner events; any number of instances may run one.
-      const stopWorker = app.webhooks.startWorker({ logger: runtime.logger });
-      // Signs a checkpoint of the audit log every 10 s when it grew, and a last one at stop.
-      const stopCheckpoints = app.auditTree.startPublishing({ logger: runtime.logger });
-      return {
-        ...service,
-        mtlsUrl: `https://localhost:${mtlsPort}`,
-        close: async () => {
-          await stopWorker();
-          await app.partnerApi!.close();
-          await stopCheckpoints();
-          await service.close();
-        },
-      };
+      await app.partnerApi!.listen({ host: config.host, port: config.portal.mtlsPort });
     } catch (err) {
-      await runtime.close();
+      await service.close();
       throw err;
     }
+    const mtlsPort = (app.partnerApi!.server.address() as { port: number }).port;
+    // Delivers queued partner events; any number of instances may run one.
+    const stopWorker = app.webhooks.startWorker({ logger: runtime.logger });
+    // Signs a checkpoint of the audit log every 10 s when it grew, and a last one at stop.
+    const stopCheckpoints = app.auditTree.startPublishing({ logger: runtime.logger });
+    return {
+      ...service,
+      app,
+      runtime,
+      mtlsUrl: `https://localhost:${mtlsPort}`,
+      close: async () => {
+        await stopWorker();
+        await app.partnerApi!.close();
+        await stopCheckpoints();
+        await service.close();
+      },
+    };
+  } catch (err) {
+    await runtime.close();
+    throw err;
   }
+}
+
+/** The bank: runtime, app, personas, its web listener. */
+export async function startBank(
+  config: Config,
+  opts: StartOptions = {},
+): Promise<RunningService & { app: BankApp; runtime: ServiceRuntime<BankDB> }> {
+  const logger = opts.logger ?? createLogger({ name: 'bank', level: config.logLevel });
+  if (config.demo) logger.warn(DEMO_WARNING);
   const runtime = await openServiceRuntime<BankDB>({
     service: 'bank',
     config,
@@ -114,7 +130,15 @@ export async function startService(
   try {
     const app = await buildBankApp(runtime);
     const seeded = opts.seed && config.demo ? await seedBankPersonas(app.customers) : [];
-    return await listen(name, app, withHousekeeping(runtime), config.host, port, seeded);
+    const service = await listen(
+      'bank',
+      app,
+      withHousekeeping(runtime),
+      config.host,
+      config.bank.httpPort,
+      seeded,
+    );
+    return { ...service, app, runtime };
   } catch (err) {
     await runtime.close();
     throw err;
