@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +20,11 @@ import {
 } from '../../src/platform/webhooks/index.js';
 import { freshPostgresUrl } from '../support/databases.js';
 import { freePorts } from '../support/demo-process.js';
+import {
+  startPortalProcess,
+  stopPortalProcess,
+  type PortalProcess,
+} from '../support/portal-process.js';
 import { citizenApproves, partnerClient, pushedAuthorization } from '../support/partner-client.js';
 
 /*
@@ -33,66 +37,11 @@ import { citizenApproves, partnerClient, pushedAuthorization } from '../support/
  * PostgreSQL only: an embedded database belongs to one process.
  */
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const LINUX = existsSync('/proc/net/tcp');
 
-interface Instance {
-  name: string;
-  child: ChildProcess;
-  url: string;
-  mtlsUrl: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** `soglasie portal --demo`, as its own node process (no wrapper), so signals reach it. */
-async function startInstance(
-  name: string,
-  ports: { http: number; mtls: number },
-  env: Record<string, string>,
-): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'portal', '--demo'], {
-    cwd: ROOT,
-    env: {
-      PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`,
-      HOME: process.env.HOME ?? '/tmp',
-      ...env,
-      PORTAL_HTTP_PORT: String(ports.http),
-      PORTAL_MTLS_PORT: String(ports.mtls),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('portal listening on')) {
-    if (child.exitCode !== null) throw new Error(`portal ${name} exited early:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`portal ${name} did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    name,
-    child,
-    url: `http://localhost:${ports.http}`,
-    mtlsUrl: `https://localhost:${ports.mtls}`,
-    output: () => out,
-    exited,
-  };
-}
-
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  if (!instance || instance.child.exitCode !== null || instance.child.signalCode !== null) return;
-  instance.child.kill('SIGCONT'); // in case a test left it paused
-  instance.child.kill('SIGTERM');
-  const timer = setTimeout(() => instance.child.kill('SIGKILL'), 10_000);
-  await instance.exited;
-  clearTimeout(timer);
-}
+type Instance = PortalProcess;
+const startInstance = startPortalProcess;
+const stopInstance = stopPortalProcess;
 
 interface Received {
   id: string;

@@ -1,13 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partnerAdd } from '../../src/partner-kit/partner-add.js';
-import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
-import { webhookReceiver, type ReceivedEvent } from '../support/webhook-receiver.js';
-import { freshPostgresUrl, testEngines } from '../support/databases.js';
-import { HttpClient, startDemo, type DemoProcess } from '../support/demo-process.js';
+import { demoWithTestPartner } from '../support/partner-sandbox.js';
+import type { ReceivedEvent } from '../support/webhook-receiver.js';
+import { testEngines } from '../support/databases.js';
+import { HttpClient, type DemoProcess } from '../support/demo-process.js';
 import { E2E_DETAILS, outboxCode, partnerClient } from '../support/partner-client.js';
 
 const PASSWORD = 'Demo-Passw0rd!';
@@ -84,49 +81,22 @@ async function rowOf(browser: HttpClient, clientId: string) {
 }
 
 describe.each(testEngines())('J1: connect a partner from the portal [$name]', (engine) => {
-  let dataDir: string;
+  let sandbox: Awaited<ReturnType<typeof demoWithTestPartner>>;
   let demo: DemoProcess;
   let rp: Awaited<ReturnType<typeof partnerClient>>;
   let bank: Awaited<ReturnType<typeof partnerClient>>;
   let mtlsUrl: string;
-  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
   let received: ReceivedEvent[] = [];
-  let databases: { url: string; drop(): Promise<void> }[] = [];
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-j1-'));
-    const env: Record<string, string> = { SOGLASIE_DATA_DIR: dataDir };
-    if (engine.name === 'postgres') {
-      databases = [await freshPostgresUrl(), await freshPostgresUrl()];
-      env.PORTAL_DATABASE_URL = databases[0]!.url;
-      env.BANK_DATABASE_URL = databases[1]!.url;
-    }
-    demo = await startDemo(env);
-    const out = path.join(dataDir, 'test-partner');
-    await partnerAdd({
-      portalAdminUrl: demo.portalUrl,
-      adminToken: readAdminToken(dataDir, 'portal'),
-      name: 'Тестовый банк',
-      redirectUris: ['https://partner.example/cb'],
-      out,
-      portalConnect: { client_ref_label: 'Номер договора', request: E2E_DETAILS[0]! },
-    });
-    rp = await partnerClient(out);
-    bank = await partnerClient(path.join(dataDir, 'bank-partner'));
-    mtlsUrl = new URL(rp.info.mtls_endpoints.token_endpoint!).origin;
-
-    receiver = await webhookReceiver();
-    received = receiver.received;
-    await receiver.subscribe(rp.post, mtlsUrl);
+    sandbox = await demoWithTestPartner(engine, { name: 'j1' });
+    ({ demo, rp, mtlsUrl, received } = sandbox);
+    bank = await partnerClient(path.join(sandbox.dataDir, 'bank-partner'));
   }, 90_000);
 
   afterAll(async () => {
-    await receiver?.close();
-    await rp?.close();
     await bank?.close();
-    if (demo?.child.exitCode === null) await demo.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    for (const database of databases) await database.drop();
+    await sandbox?.close();
   });
 
   const granted = async () => {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -10,6 +9,11 @@ import { partnerAdd } from '../../src/partner-kit/partner-add.js';
 import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
 import { freshPostgresUrl } from '../support/databases.js';
 import { freePorts, HttpClient } from '../support/demo-process.js';
+import {
+  startPortalProcess,
+  stopPortalProcess,
+  type PortalProcess,
+} from '../support/portal-process.js';
 import { outboxCode } from '../support/partner-client.js';
 
 /*
@@ -19,59 +23,16 @@ import { outboxCode } from '../support/partner-client.js';
  * TEST_REDIS_URL is set. PostgreSQL only: an embedded database belongs to one process.
  */
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const PASSWORD = 'Demo-Passw0rd!';
 const LIMIT = 10;
 const BLOCK_AFTER = 6;
 
-interface Instance {
-  child: ChildProcess;
-  url: string;
-  mtlsUrl: string;
-  exited: Promise<number | null>;
-}
+type Instance = PortalProcess;
+const stopInstance = stopPortalProcess;
 
 async function startInstance(env: Record<string, string>): Promise<Instance> {
   const [http, mtls] = await freePorts(2);
-  const ports = { http: http!, mtls: mtls! };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'portal', '--demo'], {
-    cwd: ROOT,
-    env: {
-      PATH: `${path.join(ROOT, 'node_modules/.bin')}:${process.env.PATH}`,
-      HOME: process.env.HOME ?? '/tmp',
-      ...env,
-      PORTAL_HTTP_PORT: String(ports.http),
-      PORTAL_MTLS_PORT: String(ports.mtls),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('portal listening on')) {
-    if (child.exitCode !== null) throw new Error(`the portal exited early:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the portal did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    child,
-    url: `http://localhost:${ports.http}`,
-    mtlsUrl: `https://localhost:${ports.mtls}`,
-    exited,
-  };
-}
-
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  if (!instance || instance.child.exitCode !== null || instance.child.signalCode !== null) return;
-  instance.child.kill('SIGTERM');
-  const timer = setTimeout(() => instance.child.kill('SIGKILL'), 10_000);
-  await instance.exited;
-  clearTimeout(timer);
+  return startPortalProcess('rate-limited', { http: http!, mtls: mtls! }, env);
 }
 
 /** The security analyst, signed in on one instance over HTTP. */

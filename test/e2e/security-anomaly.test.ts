@@ -1,16 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partnerAdd } from '../../src/partner-kit/partner-add.js';
-import { readAdminToken } from '../../src/platform/runtime/admin-token.js';
-import { webhookReceiver, type ReceivedEvent } from '../support/webhook-receiver.js';
-import { freshPostgresUrl, testEngines } from '../support/databases.js';
-import { HttpClient, startDemo, type DemoProcess } from '../support/demo-process.js';
+import { demoWithTestPartner } from '../support/partner-sandbox.js';
+import type { ReceivedEvent } from '../support/webhook-receiver.js';
+import { testEngines } from '../support/databases.js';
+import { HttpClient, type DemoProcess } from '../support/demo-process.js';
 import {
   citizenApproves,
-  E2E_DETAILS,
   outboxCode,
   partnerClient,
   pushedAuthorization,
@@ -31,50 +28,26 @@ const MAX_READS = 5;
 const ANALYST_PHONE = '+79990000010';
 
 describe.each(testEngines())('Security of codes and anomaly detection [$name]', (engine) => {
-  let dataDir: string;
+  let sandbox: Awaited<ReturnType<typeof demoWithTestPartner>>;
   let demo: DemoProcess;
   let rp: Awaited<ReturnType<typeof partnerClient>>;
   let mtlsUrl: string;
-  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
   let received: ReceivedEvent[] = [];
-  let databases: { url: string; drop(): Promise<void> }[] = [];
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'soglasie-security-'));
-    writeFileSync(
-      path.join(dataDir, 'anomaly-rules.json'),
-      JSON.stringify({ rules: { request_frequency: { maxReadsPerMinute: MAX_READS } } }),
-    );
-    const env: Record<string, string> = { SOGLASIE_DATA_DIR: dataDir };
-    if (engine.name === 'postgres') {
-      databases = [await freshPostgresUrl(), await freshPostgresUrl()];
-      env.PORTAL_DATABASE_URL = databases[0]!.url;
-      env.BANK_DATABASE_URL = databases[1]!.url;
-    }
-    demo = await startDemo(env);
-    const out = path.join(dataDir, 'test-partner');
-    await partnerAdd({
-      portalAdminUrl: demo.portalUrl,
-      adminToken: readAdminToken(dataDir, 'portal'),
-      name: 'Тестовый банк',
-      redirectUris: ['https://partner.example/cb'],
-      out,
-      portalConnect: { client_ref_label: 'Номер договора', request: E2E_DETAILS[0]! },
+    sandbox = await demoWithTestPartner(engine, {
+      name: 'security',
+      prepare: (dataDir) =>
+        writeFileSync(
+          path.join(dataDir, 'anomaly-rules.json'),
+          JSON.stringify({ rules: { request_frequency: { maxReadsPerMinute: MAX_READS } } }),
+        ),
     });
-    rp = await partnerClient(out);
-    mtlsUrl = new URL(rp.info.mtls_endpoints.token_endpoint!).origin;
-
-    receiver = await webhookReceiver();
-    received = receiver.received;
-    await receiver.subscribe(rp.post, mtlsUrl);
+    ({ demo, rp, mtlsUrl, received } = sandbox);
   }, 90_000);
 
   afterAll(async () => {
-    await receiver?.close();
-    await rp?.close();
-    if (demo?.child.exitCode === null) await demo.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    for (const database of databases) await database.drop();
+    await sandbox?.close();
   });
 
   /** A browser after the password step: the login code is on its way. */
