@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +143,52 @@ describe('the demo as `npm start` runs it (embedded databases)', () => {
     );
     expect(await refused.exited).toBe(1);
     expect(refused.output()).toContain('redirect URIs must use https');
+
+    // J1 registration from the command line: a file the portal checks, errors in one line.
+    const cli = (file: string, to: string) =>
+      runCli(
+        [
+          'partner',
+          'add',
+          '--name',
+          'Банк J1',
+          '--redirect-uri',
+          'https://j1.example/cb',
+          '--out',
+          to,
+          '--portal-connect',
+          file,
+        ],
+        { SOGLASIE_DATA_DIR: dataDir, PORTAL_HTTP_PORT: new URL(demo.portalUrl).port },
+      );
+    const missing = cli(path.join(dataDir, 'no-such.json'), out + '3');
+    expect(await missing.exited).toBe(1);
+    expect(missing.output()).toContain('cannot read --portal-connect');
+    const badFile = path.join(dataDir, 'connect-bad.json');
+    writeFileSync(
+      badFile,
+      JSON.stringify({
+        client_ref_label: 'Номер клиента',
+        request: { sysname: 'CREDIT', purposes: ['Кредит'], scopes: ['fullname', 'salary'] },
+      }),
+    );
+    const bad = cli(badFile, out + '4');
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toContain('portal_connect.request');
+    const goodFile = path.join(dataDir, 'connect-good.json');
+    writeFileSync(
+      goodFile,
+      JSON.stringify({
+        client_ref_label: 'Номер клиента',
+        request: { sysname: 'CREDIT', purposes: ['Кредит'], scopes: ['fullname', 'snils'] },
+      }),
+    );
+    const good = cli(goodFile, out + '5');
+    expect(await good.exited).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(out + '5', 'client.json'), 'utf8'))).toMatchObject({
+      portal_connect: true,
+    });
+    for (const run of [missing, bad]) expect(run.output()).not.toMatch(/\n\s+at /);
   });
 
   it('refuses a second process on the same data directory with a clear message', async () => {
